@@ -1,0 +1,204 @@
+//! RFC 8785 JSON Canonicalization Scheme (JCS) serializer.
+//!
+//! Objects arrive sorted from the parser (`json::Value::Object` invariant), so
+//! serialization is a single pass: ES6 number formatting (`ryu-js`, which
+//! implements ECMAScript `Number.prototype.toString`), minimal string escaping
+//! with lowercase `\u00xx` for other control characters, no whitespace.
+
+use crate::json::{self, ParseError, Value};
+
+/// Appends the canonical form of `v` to `out`.
+pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(out, *n),
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            out.push(b'{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(out, k);
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// ES6 `Number.prototype.toString` for a finite double (callers reject NaN/Infinity).
+pub fn write_number(out: &mut Vec<u8>, n: f64) {
+    // Integers below 2^53 print as plain digits; skip the shortest-digits search for them.
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        let i = n as i64; // -0.0 becomes 0, as ES6 prints it
+        let mut buf = itoa_buf(i);
+        out.extend_from_slice(buf.as_bytes_mut());
+        return;
+    }
+    let mut b = ryu_js::Buffer::new();
+    out.extend_from_slice(b.format_finite(n).as_bytes());
+}
+
+struct IntBuf {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl IntBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+fn itoa_buf(mut i: i64) -> IntBuf {
+    let mut bytes = [0u8; 20];
+    let mut pos = 20;
+    let neg = i < 0;
+    if i == 0 {
+        pos -= 1;
+        bytes[pos] = b'0';
+    }
+    while i != 0 {
+        pos -= 1;
+        bytes[pos] = b'0' + (i % 10).unsigned_abs() as u8;
+        i /= 10;
+    }
+    if neg {
+        pos -= 1;
+        bytes[pos] = b'-';
+    }
+    IntBuf { bytes, start: pos }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Bytes that must be escaped: control characters, '"' and '\'.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+pub fn write_string(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !NEEDS_ESCAPE[c as usize] {
+            continue;
+        }
+        out.extend_from_slice(&b[run..i]);
+        run = i + 1;
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\x08' => out.extend_from_slice(b"\\b"),
+            b'\x0c' => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(c >> 4) as usize],
+                HEX[(c & 0xf) as usize],
+            ]),
+        }
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(b'"');
+}
+
+/// Parses JSON text and returns its canonical form.
+pub fn canonicalize(input: &[u8], max_depth: usize) -> Result<Vec<u8>, ParseError> {
+    let v = json::parse(input, max_depth)?;
+    let mut out = Vec::with_capacity(input.len());
+    write_value(&mut out, &v);
+    Ok(out)
+}
+
+pub fn to_vec(v: &Value<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_value(&mut out, v);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(n: f64) -> String {
+        let mut v = Vec::new();
+        write_number(&mut v, n);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn es6_number_edge_cases() {
+        assert_eq!(num(1e21), "1e+21");
+        assert_eq!(num(1e20), "100000000000000000000");
+        assert_eq!(num(1e-7), "1e-7");
+        assert_eq!(num(1e-6), "0.000001");
+        assert_eq!(num(-0.0), "0");
+        assert_eq!(num(9007199254740993.0), "9007199254740992");
+        assert_eq!(num(5e-324), "5e-324");
+        assert_eq!(num(1.7976931348623157e308), "1.7976931348623157e+308");
+        assert_eq!(num(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(num(-1.5), "-1.5");
+        assert_eq!(num(333333333.3333333), "333333333.3333333");
+        assert_eq!(num(-9007199254740991.0), "-9007199254740991");
+    }
+
+    #[test]
+    fn rfc8785_section_3_2_2_example() {
+        let input = br#"{
+  "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+  "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+  "literals": [null, true, false]
+}"#;
+        let expected = "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\"string\":\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}";
+        assert_eq!(String::from_utf8(canonicalize(input, 64).unwrap()).unwrap(), expected);
+    }
+
+    #[test]
+    fn rfc8785_section_3_2_3_sorting_example() {
+        let input = r#"{"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh", "1": "One", "\ud83d\ude00": "Emoji: Grinning Face", "\u0080": "Control", "\u00f6": "Latin Small Letter O With Diaeresis"}"#;
+        let out = String::from_utf8(canonicalize(input.as_bytes(), 64).unwrap()).unwrap();
+        let values: Vec<&str> = out.split("\":\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+        assert_eq!(
+            values,
+            [
+                "Carriage Return",
+                "One",
+                "Control",
+                "Latin Small Letter O With Diaeresis",
+                "Euro Sign",
+                "Emoji: Grinning Face",
+                "Hebrew Letter Dalet With Dagesh"
+            ]
+        );
+    }
+}

@@ -1,0 +1,574 @@
+//! Deterministic mapping of a native posture event to a CloudEvent (DESIGN §4).
+//!
+//! The CloudEvent is written straight to canonical (RFC 8785) bytes: its
+//! top-level names are a fixed set, so they are emitted in their JCS order by
+//! hand. The bytes exclude the chain attributes (`chainhash`, `contenthash`,
+//! `seq`, `streamid`); the writer splices those in at the recorded offsets,
+//! which keeps the result canonical (a test checks it).
+
+use std::borrow::Cow;
+
+use sha1::Digest as _;
+
+use crate::canon::{write_string, write_value};
+use crate::digest::{push_hex, Digest, HashAlg};
+use crate::json::{cmp_utf16, Value};
+use crate::time::normalize_rfc3339;
+
+pub const TYPE_PREFIX: &str = "io.agentbom.";
+pub const CHECKPOINT_TYPE: &str = "evidence.checkpoint";
+
+/// Event types of the registry (DESIGN §3); they map to `io.agentbom.<type>`.
+pub const REGISTRY_TYPES: [&str; 15] = [
+    "finding.created",
+    "finding.updated",
+    "exposure_path.created",
+    "skill.verdict",
+    "deploy.decision",
+    "runtime.policy_decision",
+    "audit.integrity",
+    "runtime.exec",
+    "runtime.fs",
+    "runtime.net",
+    "runtime.syscall",
+    "security.alert.created",
+    "evidence.checkpoint",
+    "delivery.dead_lettered",
+    "delivery.recovered",
+];
+
+const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+/// uuid5(NAMESPACE_URL, "urn:agent-bom:event-id:v1")
+pub const EVENT_ID_NAMESPACE: [u8; 16] =
+    [133, 237, 58, 190, 185, 220, 86, 238, 147, 85, 51, 57, 125, 231, 8, 159];
+
+/// Why a native event could not be mapped: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for MapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "field '{}': {}", self.field, self.message)
+        }
+    }
+}
+
+fn err(field: &str, message: impl Into<String>) -> MapError {
+    MapError { field: field.to_string(), message: message.into() }
+}
+
+pub struct MapOptions<'o> {
+    pub default_tenant: Option<&'o str>,
+    pub default_source: Option<&'o str>,
+    pub alg: HashAlg,
+}
+
+/// A mapped event: canonical CloudEvent bytes minus the chain attributes.
+pub struct Mapped {
+    pub content: Vec<u8>,
+    /// Offset in `content` where `"seq":N,` belongs.
+    pub seq_at: usize,
+    /// Offset in `content` where `"streamid":"…",` belongs.
+    pub stream_at: usize,
+    pub contenthash: Digest,
+    pub time: String,
+    pub tenant: String,
+}
+
+pub fn is_registry_type(t: &str) -> bool {
+    REGISTRY_TYPES.contains(&t)
+}
+
+/// Custom event types are reverse-DNS names with at least three labels.
+pub fn is_reverse_dns(t: &str) -> bool {
+    let labels: Vec<&str> = t.split('.').collect();
+    labels.len() >= 3
+        && labels[0].bytes().next().is_some_and(|c| c.is_ascii_lowercase())
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+        })
+}
+
+pub fn is_valid_tenant(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// RFC 4122 version 5 UUID (SHA-1, name-based), lowercase hyphenated.
+pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
+    let mut h = sha1::Sha1::new();
+    h.update(namespace);
+    h.update(name);
+    let d = h.finalize();
+    let mut u = [0u8; 16];
+    u.copy_from_slice(&d[..16]);
+    u[6] = (u[6] & 0x0f) | 0x50;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    let mut out = Vec::with_capacity(36);
+    for (i, chunk) in [&u[0..4], &u[4..6], &u[6..8], &u[8..10], &u[10..16]].iter().enumerate() {
+        if i > 0 {
+            out.push(b'-');
+        }
+        push_hex(&mut out, chunk);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The fields of the envelope (DESIGN §3) picked out of a native event.
+#[derive(Default)]
+struct Fields<'v, 'a> {
+    event_id: Option<&'v str>,
+    tenant_id: Option<&'v str>,
+    event_type: Option<&'v str>,
+    created_at: Option<&'v str>,
+    source: Option<&'v str>,
+    severity: Option<&'v str>,
+    risk_score: Option<&'v Value<'a>>,
+    entity_refs: Option<&'v Value<'a>>,
+    exposure_path_id: Option<&'v str>,
+    payload: Option<&'v [(Cow<'a, str>, Value<'a>)]>,
+    ocsf: Option<&'v Value<'a>>,
+    audit_ref: Option<&'v Value<'a>>,
+    correlation_id: Option<&'v str>,
+    causation_id: Option<&'v str>,
+    traceparent: Option<&'v str>,
+    tracestate: Option<&'v str>,
+    /// Unknown top-level members: they move into `payload`.
+    extra: Vec<&'v (Cow<'a, str>, Value<'a>)>,
+}
+
+fn opt_str<'v>(field: &str, v: &'v Value<'_>, max: usize) -> Result<&'v str, MapError> {
+    match v {
+        Value::String(s) if !s.is_empty() && s.len() <= max => Ok(s),
+        Value::String(s) if s.is_empty() => Err(err(field, "must not be empty")),
+        Value::String(_) => Err(err(field, format!("is longer than {max} bytes"))),
+        other => Err(err(field, format!("must be a string, got {}", other.type_name()))),
+    }
+}
+
+fn pick<'v, 'a>(members: &'v [(Cow<'a, str>, Value<'a>)]) -> Result<Fields<'v, 'a>, MapError> {
+    let mut f = Fields::default();
+    for m in members {
+        let (k, v) = (m.0.as_ref(), &m.1);
+        match k {
+            "event_id" => f.event_id = Some(opt_str(k, v, 256)?),
+            "tenant_id" => f.tenant_id = Some(opt_str(k, v, 128)?),
+            "event_type" => f.event_type = Some(opt_str(k, v, 255)?),
+            "created_at" => f.created_at = Some(opt_str(k, v, 64)?),
+            "source" => f.source = Some(opt_str(k, v, 2048)?),
+            "severity" => f.severity = Some(opt_str(k, v, 16)?),
+            "risk_score" => f.risk_score = Some(v),
+            "entity_refs" => f.entity_refs = Some(v),
+            "exposure_path_id" => f.exposure_path_id = Some(opt_str(k, v, 256)?),
+            "payload" => match v {
+                Value::Object(p) => f.payload = Some(p),
+                other => {
+                    return Err(err(k, format!("must be an object, got {}", other.type_name())))
+                }
+            },
+            "ocsf" => f.ocsf = Some(v),
+            "audit_ref" => f.audit_ref = Some(v),
+            "schema_version" => {
+                if v.as_str() != Some("1") {
+                    return Err(err(k, "must be \"1\" (the only envelope version this build knows)"));
+                }
+            }
+            "correlation_id" => f.correlation_id = Some(opt_str(k, v, 256)?),
+            "causation_id" => f.causation_id = Some(opt_str(k, v, 256)?),
+            "traceparent" => f.traceparent = Some(opt_str(k, v, 55)?),
+            "tracestate" => f.tracestate = Some(opt_str(k, v, 512)?),
+            _ => f.extra.push(m),
+        }
+    }
+    Ok(f)
+}
+
+fn write_member(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    write_string(out, key);
+    out.push(b':');
+}
+
+/// Writes `{k:v,...}` for references to members, in JCS order.
+fn write_refs_object(out: &mut Vec<u8>, refs: &mut [(&str, &Value<'_>)]) {
+    refs.sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in refs.iter() {
+        write_member(out, &mut first, k);
+        write_value(out, v);
+    }
+    out.push(b'}');
+}
+
+/// Maps one native event (already redacted) to canonical CloudEvent bytes.
+/// `redactions` is the count the redaction stage reported for this event.
+pub fn map_event(native: &Value<'_>, redactions: u64, opts: &MapOptions<'_>) -> Result<Mapped, MapError> {
+    let Value::Object(members) = native else {
+        return Err(err("", format!("each line must be a JSON object, got {}", native.type_name())));
+    };
+    let f = pick(members)?;
+
+    let tenant = f.tenant_id.or(opts.default_tenant).ok_or_else(|| {
+        err("tenant_id", "is required (set it on the event or pass --tenant-id)")
+    })?;
+    if !is_valid_tenant(tenant) {
+        return Err(err(
+            "tenant_id",
+            format!("{tenant:?} must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"),
+        ));
+    }
+    let event_type = f.event_type.ok_or_else(|| err("event_type", "is required"))?;
+    let registry = is_registry_type(event_type);
+    if !registry && (!is_reverse_dns(event_type) || event_type.starts_with(TYPE_PREFIX)) {
+        return Err(err(
+            "event_type",
+            format!(
+                "{event_type:?} is neither a registry type (finding.created, runtime.exec, …) \
+                 nor a reverse-DNS custom type like com.example.thing.happened \
+                 (io.agentbom.* is reserved)"
+            ),
+        ));
+    }
+    let created_raw = f.created_at.ok_or_else(|| err("created_at", "is required (RFC 3339, e.g. 2026-05-01T12:00:00Z)"))?;
+    let time = normalize_rfc3339(created_raw).map_err(|m| err("created_at", m))?;
+    let source = f.source.or(opts.default_source).ok_or_else(|| {
+        err("source", "is required (set it on the event or pass --source)")
+    })?;
+    if let Some(sev) = f.severity {
+        if !SEVERITIES.contains(&sev) {
+            return Err(err("severity", format!("{sev:?} must be one of info, low, medium, high, critical")));
+        }
+    }
+    if let Some(r) = f.risk_score {
+        match r {
+            Value::Number(n) if (0.0..=100.0).contains(n) => {}
+            _ => return Err(err("risk_score", "must be a number from 0 to 100")),
+        }
+    }
+    let subject = match f.entity_refs {
+        None => None,
+        Some(Value::Array(refs)) => {
+            for (i, r) in refs.iter().enumerate() {
+                let ok = matches!(r, Value::Object(_))
+                    && r.get("kind").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
+                    && r.get("id").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+                if !ok {
+                    return Err(err(
+                        &format!("entity_refs[{i}]"),
+                        "must be an object with non-empty string 'kind' and 'id'",
+                    ));
+                }
+            }
+            refs.first().and_then(|r| r.get("id")).and_then(Value::as_str)
+        }
+        Some(other) => {
+            return Err(err("entity_refs", format!("must be an array, got {}", other.type_name())))
+        }
+    };
+    for (name, v) in [("ocsf", f.ocsf), ("audit_ref", f.audit_ref)] {
+        if let Some(v) = v {
+            if !matches!(v, Value::Object(_)) {
+                return Err(err(name, format!("must be an object, got {}", v.type_name())));
+            }
+        }
+    }
+
+    // Payload = the given payload plus unknown top-level members.
+    let mut payload: Vec<(&str, &Value<'_>)> =
+        f.payload.unwrap_or(&[]).iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    for m in &f.extra {
+        if f.payload.is_some_and(|p| p.iter().any(|(k, _)| k == &m.0)) {
+            return Err(err(
+                &m.0,
+                "appears both at top level and inside payload; keep one",
+            ));
+        }
+        payload.push((m.0.as_ref(), &m.1));
+    }
+
+    let derived;
+    let event_id = match f.event_id {
+        Some(id) => id,
+        None => {
+            derived = derive_event_id(members, f.tenant_id.is_none().then_some(tenant), f.source.is_none().then_some(source));
+            &derived
+        }
+    };
+
+    let mut out = Vec::with_capacity(512 + payload.len() * 64);
+    out.push(b'{');
+    // data (the envelope), members in JCS order.
+    out.extend_from_slice(b"\"data\":");
+    {
+        let mut first = true;
+        out.push(b'{');
+        if let Some(v) = f.audit_ref {
+            write_member(&mut out, &mut first, "audit_ref");
+            write_value(&mut out, v);
+        }
+        if let Some(v) = f.causation_id {
+            write_member(&mut out, &mut first, "causation_id");
+            write_string(&mut out, v);
+        }
+        if let Some(v) = f.correlation_id {
+            write_member(&mut out, &mut first, "correlation_id");
+            write_string(&mut out, v);
+        }
+        write_member(&mut out, &mut first, "created_at");
+        write_string(&mut out, &time);
+        if let Some(v) = f.entity_refs {
+            write_member(&mut out, &mut first, "entity_refs");
+            write_value(&mut out, v);
+        }
+        write_member(&mut out, &mut first, "event_id");
+        write_string(&mut out, event_id);
+        write_member(&mut out, &mut first, "event_type");
+        write_string(&mut out, event_type);
+        if let Some(v) = f.exposure_path_id {
+            write_member(&mut out, &mut first, "exposure_path_id");
+            write_string(&mut out, v);
+        }
+        if let Some(v) = f.ocsf {
+            write_member(&mut out, &mut first, "ocsf");
+            write_value(&mut out, v);
+        }
+        write_member(&mut out, &mut first, "payload");
+        write_refs_object(&mut out, &mut payload);
+        if let Some(v) = f.risk_score {
+            write_member(&mut out, &mut first, "risk_score");
+            write_value(&mut out, v);
+        }
+        write_member(&mut out, &mut first, "schema_version");
+        out.extend_from_slice(b"\"1\"");
+        if let Some(v) = f.severity {
+            write_member(&mut out, &mut first, "severity");
+            write_string(&mut out, v);
+        }
+        write_member(&mut out, &mut first, "source");
+        write_string(&mut out, source);
+        write_member(&mut out, &mut first, "tenant_id");
+        write_string(&mut out, tenant);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"id\":");
+    write_string(&mut out, event_id);
+    out.extend_from_slice(b",\"redactions\":");
+    out.extend_from_slice(redactions.to_string().as_bytes());
+    out.push(b',');
+    let seq_at = out.len();
+    if let Some(v) = f.severity {
+        out.extend_from_slice(b"\"severity\":");
+        write_string(&mut out, v);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"source\":");
+    write_string(&mut out, source);
+    out.extend_from_slice(b",\"specversion\":\"1.0\",");
+    let stream_at = out.len();
+    if let Some(v) = subject {
+        out.extend_from_slice(b"\"subject\":");
+        write_string(&mut out, v);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"tenantid\":");
+    write_string(&mut out, tenant);
+    out.extend_from_slice(b",\"time\":");
+    write_string(&mut out, &time);
+    let trace_start = out.len();
+    if let Some(v) = f.traceparent {
+        out.extend_from_slice(b",\"traceparent\":");
+        write_string(&mut out, v);
+    }
+    if let Some(v) = f.tracestate {
+        out.extend_from_slice(b",\"tracestate\":");
+        write_string(&mut out, v);
+    }
+    let trace_end = out.len();
+    out.extend_from_slice(b",\"type\":");
+    if registry {
+        let mut t = String::with_capacity(TYPE_PREFIX.len() + event_type.len());
+        t.push_str(TYPE_PREFIX);
+        t.push_str(event_type);
+        write_string(&mut out, &t);
+    } else {
+        write_string(&mut out, event_type);
+    }
+    out.push(b'}');
+
+    // contenthash excludes the trace context, which sits between "time" and "type".
+    let contenthash = if trace_start == trace_end {
+        opts.alg.hash(&out)
+    } else {
+        opts.alg.hash_parts(&[&out[..trace_start], &out[trace_end..]])
+    };
+    Ok(Mapped { content: out, seq_at, stream_at, contenthash, time, tenant: tenant.to_string() })
+}
+
+/// Derived event_id: uuid5 over the JCS bytes of the native event (after
+/// redaction) with the defaults for tenant_id and source filled in.
+fn derive_event_id(members: &[(Cow<'_, str>, Value<'_>)], tenant: Option<&str>, source: Option<&str>) -> String {
+    let tenant_v = tenant.map(|t| Value::String(Cow::Borrowed(t)));
+    let source_v = source.map(|s| Value::String(Cow::Borrowed(s)));
+    let mut refs: Vec<(&str, &Value<'_>)> = members.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    if let Some(v) = &tenant_v {
+        refs.push(("tenant_id", v));
+    }
+    if let Some(v) = &source_v {
+        refs.push(("source", v));
+    }
+    let mut buf = Vec::with_capacity(1024);
+    write_refs_object(&mut buf, &mut refs);
+    uuid5(&EVENT_ID_NAMESPACE, &buf)
+}
+
+/// Assembles the final line: content with the chain attributes spliced in, plus '\n'.
+pub fn write_final_line(
+    out: &mut Vec<u8>,
+    m_content: &[u8],
+    seq_at: usize,
+    stream_at: usize,
+    alg: HashAlg,
+    contenthash: &Digest,
+    chainhash: &Digest,
+    seq: u64,
+    stream_id_json: &[u8],
+) {
+    out.reserve(m_content.len() + 200);
+    out.extend_from_slice(b"{\"chainhash\":\"");
+    out.extend_from_slice(alg.name().as_bytes());
+    out.push(b':');
+    push_hex(out, chainhash);
+    out.extend_from_slice(b"\",\"contenthash\":\"");
+    out.extend_from_slice(alg.name().as_bytes());
+    out.push(b':');
+    push_hex(out, contenthash);
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(&m_content[1..seq_at]);
+    out.extend_from_slice(b"\"seq\":");
+    let mut ib = itoa_u64(seq);
+    out.extend_from_slice(ib.as_slice());
+    out.push(b',');
+    out.extend_from_slice(&m_content[seq_at..stream_at]);
+    out.extend_from_slice(b"\"streamid\":");
+    out.extend_from_slice(stream_id_json);
+    out.push(b',');
+    out.extend_from_slice(&m_content[stream_at..]);
+    out.push(b'\n');
+}
+
+struct U64Buf([u8; 20], usize);
+impl U64Buf {
+    fn as_slice(&mut self) -> &[u8] {
+        &self.0[self.1..]
+    }
+}
+fn itoa_u64(mut n: u64) -> U64Buf {
+    let mut b = [0u8; 20];
+    let mut i = 20;
+    loop {
+        i -= 1;
+        b[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    U64Buf(b, i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canon::canonicalize;
+    use crate::json::parse;
+
+    fn opts() -> MapOptions<'static> {
+        MapOptions { default_tenant: Some("acme"), default_source: Some("urn:test"), alg: HashAlg::Sha256 }
+    }
+
+    #[test]
+    fn uuid5_matches_rfc4122_reference() {
+        // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org") == 886313e1-3b8a-5372-9b90-0c9aee199e5d
+        let dns = [0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8];
+        assert_eq!(uuid5(&dns, b"python.org"), "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+    }
+
+    #[test]
+    fn final_line_is_canonical_with_all_optional_members() {
+        let native = br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00+02:00","severity":"high","risk_score":71.5,
+            "entity_refs":[{"kind":"package","id":"pkg:npm/left-pad@1.0.0"}],"exposure_path_id":"ep-1","correlation_id":"c1","causation_id":"c0",
+            "traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"x=1","audit_ref":{"seq":1},"ocsf":{"class_uid":2004},
+            "payload":{"finding_id":"F-1","title":"t"},"zzz_extra":[1,2],"aaa_extra":"moved"}"#;
+        let v = parse(native, 64).unwrap();
+        let m = map_event(&v, 2, &opts()).unwrap();
+        let mut line = Vec::new();
+        write_final_line(&mut line, &m.content, m.seq_at, m.stream_at, HashAlg::Sha256, &m.contenthash, &[7u8; 32], 42, b"\"s-1\"");
+        let body = &line[..line.len() - 1];
+        assert_eq!(canonicalize(body, 64).unwrap(), body, "{}", String::from_utf8_lossy(body));
+        let s = String::from_utf8_lossy(body);
+        assert!(s.contains("\"payload\":{\"aaa_extra\":\"moved\",\"finding_id\":\"F-1\",\"title\":\"t\",\"zzz_extra\":[1,2]}"));
+        assert!(s.contains("\"time\":\"2026-05-01T10:00:00Z\""));
+        assert!(s.contains("\"subject\":\"pkg:npm/left-pad@1.0.0\""));
+        assert!(s.contains("\"type\":\"io.agentbom.finding.created\""));
+        // contenthash = H(JCS(event minus chain attributes and trace context))
+        let reparsed = parse(body, 64).unwrap();
+        let Value::Object(ms) = reparsed else { panic!() };
+        let kept: Vec<_> = ms
+            .into_iter()
+            .filter(|(k, _)| !["chainhash", "contenthash", "seq", "streamid", "traceparent", "tracestate"].contains(&k.as_ref()))
+            .collect();
+        let expect = HashAlg::Sha256.hash(&crate::canon::to_vec(&Value::Object(kept)));
+        assert_eq!(expect, m.contenthash);
+    }
+
+    #[test]
+    fn rejects_with_field_names() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"[1]", ""),
+            (br#"{"event_type":"finding.created"}"#, "created_at"),
+            (br#"{"event_type":"bogus","created_at":"2026-05-01T12:00:00Z"}"#, "event_type"),
+            (br#"{"event_type":"finding.created","created_at":"yesterday"}"#, "created_at"),
+            (br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00Z","severity":"urgent"}"#, "severity"),
+            (br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00Z","tenant_id":"no spaces"}"#, "tenant_id"),
+            (br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00Z","payload":{"a":1},"a":2}"#, "a"),
+        ];
+        for (input, field) in cases {
+            let v = parse(input, 64).unwrap();
+            let e = map_event(&v, 0, &opts()).err().expect("should reject");
+            assert_eq!(e.field, field, "{e}");
+        }
+        let v = parse(br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00Z"}"#, 64).unwrap();
+        let no_defaults = MapOptions { default_tenant: None, default_source: None, alg: HashAlg::Sha256 };
+        assert_eq!(map_event(&v, 0, &no_defaults).err().unwrap().field, "tenant_id");
+    }
+
+    #[test]
+    fn derived_id_is_stable_and_depends_on_content() {
+        let a = parse(br#"{"event_type":"runtime.exec","created_at":"2026-05-01T12:00:00Z","cmd":"ls"}"#, 64).unwrap();
+        let b = parse(br#"{"cmd":"ls","created_at":"2026-05-01T12:00:00Z","event_type":"runtime.exec"}"#, 64).unwrap();
+        let c = parse(br#"{"event_type":"runtime.exec","created_at":"2026-05-01T12:00:00Z","cmd":"id"}"#, 64).unwrap();
+        let (ma, mb, mc) = (map_event(&a, 0, &opts()).unwrap(), map_event(&b, 0, &opts()).unwrap(), map_event(&c, 0, &opts()).unwrap());
+        assert_eq!(ma.content, mb.content);
+        assert_ne!(ma.contenthash, mc.contenthash);
+        // Recipe from docs/contracts.md: uuid5(ns, JCS(native + defaults)).
+        let name = br#"{"cmd":"ls","created_at":"2026-05-01T12:00:00Z","event_type":"runtime.exec","source":"urn:test","tenant_id":"acme"}"#;
+        let id = uuid5(&EVENT_ID_NAMESPACE, name);
+        assert!(String::from_utf8_lossy(&ma.content).contains(&format!("\"id\":\"{id}\"")));
+    }
+}

@@ -1,0 +1,16 @@
+//! agent-bom core: the hot path of evidence streaming.
+//!
+//! `canon` (RFC 8785), `digest` (SHA-256, BLAKE3), `chain` (hash chain and
+//! RFC 6962 Merkle tree), `cloudevent` (DESIGN §4 mapping), `pipeline`
+//! (bounded multi-threaded stream), `verify` (streaming verifier). The PyO3
+//! glue lives in `py` and is only built with the `python` feature.
+
+pub mod canon;
+pub mod chain;
+pub mod cloudevent;
+pub mod digest;
+pub mod json;
+pub mod time;
+
+#[cfg(feature = "python")]
+mod py;
