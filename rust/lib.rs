@@ -10,7 +10,10 @@ pub mod chain;
 pub mod cloudevent;
 pub mod digest;
 pub mod json;
+pub mod lines;
+pub mod pipeline;
 pub mod time;
+pub mod verify;
 
 #[cfg(feature = "python")]
 mod py;

@@ -1,0 +1,50 @@
+"""Typed contract of the native module (the Rust/Python seam)."""
+
+from collections.abc import Callable
+from typing import IO, Any
+
+__version__: str
+REGISTRY_TYPES: list[str]
+EVENT_ID_NAMESPACE: str
+
+def canonical_json(obj: Any, /) -> bytes: ...
+def canonicalize(data: bytes, max_depth: int = 128) -> bytes: ...
+def content_hash(obj: Any, algorithm: str = "sha256") -> str: ...
+def hash_bytes(data: bytes, algorithm: str = "sha256") -> str: ...
+def merkle_root(leaves: list[bytes], algorithm: str = "sha256") -> str: ...
+def inclusion_proof(leaves: list[bytes], index: int, algorithm: str = "sha256") -> list[str]: ...
+def root_from_inclusion_proof(
+    leaf_hash: str, index: int, size: int, path: list[str], algorithm: str = "sha256"
+) -> str | None: ...
+def evidence_leaf_hash(contenthash: str) -> str: ...
+def inclusion_path_for_leaves(leaves: list[str], index: int, size: int) -> list[str]: ...
+def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool: ...
+def stream(
+    reader: IO[bytes],
+    writer: IO[bytes],
+    *,
+    stream_id: str,
+    tenant_id: str | None = None,
+    source: str | None = None,
+    checkpoint_every: int = 10000,
+    algorithm: str = "sha256",
+    threads: int = 1,
+    max_line_bytes: int = 1048576,
+    max_depth: int = 64,
+    max_records: int = 2147483647,
+    signing_seed: bytes | None = None,
+    key_id: str | None = None,
+    on_reject: Callable[[int, str, str, bytes], None] | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
+) -> dict[str, Any]: ...
+def verify_stream(
+    reader: IO[bytes],
+    *,
+    public_key: bytes | None = None,
+    require_sealed: bool = False,
+    max_line_bytes: int = 8388608,
+    max_depth: int = 128,
+    max_records: int = 2147483648,
+    max_problems: int = 1000,
+    collect: bool = False,
+) -> dict[str, Any]: ...

@@ -1,0 +1,52 @@
+"""The ``agent-bom`` command line. One module per command group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agent_bom import __version__
+from agent_bom.cli import evidence
+from agent_bom.cli._console import err_console
+from agent_bom.errors import AgentBomError
+
+app = typer.Typer(
+    name="agent-bom",
+    help="Tamper-evident security evidence: stream, seal, verify and deliver.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(evidence.app, name="evidence")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agent-bom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Tamper-evident security evidence: stream, seal, verify and deliver."""
+
+
+def main() -> None:
+    try:
+        app()
+    except AgentBomError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        # Output was closed early (e.g. piped into `head`): not an error of ours.
+        sys.stderr.close()
+        sys.exit(0)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

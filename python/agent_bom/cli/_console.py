@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from rich.console import Console
+
+err_console = Console(stderr=True, soft_wrap=True)

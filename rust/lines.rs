@@ -1,0 +1,223 @@
+//! Bounded NDJSON line reader shared by the stream pipeline and the verifier.
+//!
+//! Reads fixed-size chunks and hands out batches of complete lines. A line
+//! longer than the limit is never materialized: its first bytes are kept for
+//! the report and the rest is skipped up to the next newline.
+
+use std::io::{self, Read};
+
+use crate::digest::Hasher;
+
+/// Bytes of an over-long line kept so the report can show what it was.
+pub const OVERLONG_PREFIX: usize = 4096;
+const CHUNK: usize = 256 * 1024;
+const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_LINES: usize = 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_line_bytes: usize,
+    pub max_depth: usize,
+    pub max_records: u64,
+}
+
+/// One input line inside a batch's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRef {
+    /// 1-based line number in the input.
+    pub number: u64,
+    pub start: usize,
+    pub end: usize,
+    /// Set when the line was longer than the limit: its full length; only a prefix is in the buffer.
+    pub overlong: Option<u64>,
+}
+
+pub struct Batch {
+    pub index: u64,
+    pub data: Vec<u8>,
+    pub lines: Vec<LineRef>,
+}
+
+impl Batch {
+    pub fn line(&self, r: &LineRef) -> &[u8] {
+        &self.data[r.start..r.end]
+    }
+}
+
+pub struct BatchReader<R> {
+    src: R,
+    limits: Limits,
+    buf: Vec<u8>,
+    /// Start of the unconsumed part of `buf`.
+    pos: usize,
+    eof: bool,
+    line_no: u64,
+    batch_index: u64,
+    /// Skipping the rest of an over-long line: (its line number, bytes so far, kept prefix).
+    skipping: Option<(u64, u64, Vec<u8>)>,
+    pub bytes_read: u64,
+    digest: Option<Hasher>,
+}
+
+impl<R: Read> BatchReader<R> {
+    pub fn new(src: R, limits: Limits, digest: Option<Hasher>) -> Self {
+        BatchReader {
+            src,
+            limits,
+            buf: Vec::with_capacity(CHUNK * 2),
+            pos: 0,
+            eof: false,
+            line_no: 0,
+            batch_index: 0,
+            skipping: None,
+            bytes_read: 0,
+            digest,
+        }
+    }
+
+    /// Digest of every byte read so far (consumes the hasher; call at the end).
+    pub fn take_digest(&mut self) -> Option<crate::digest::Digest> {
+        self.digest.take().map(Hasher::finish)
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + CHUNK, 0);
+        let n = loop {
+            match self.src.read(&mut self.buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        };
+        self.buf.truncate(old + n);
+        if let Some(h) = self.digest.as_mut() {
+            h.update(&self.buf[old..]);
+        }
+        self.bytes_read += n as u64;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    fn push_line(batch: &mut Batch, number: u64, bytes: &[u8], overlong: Option<u64>) {
+        let start = batch.data.len();
+        batch.data.extend_from_slice(bytes);
+        batch.lines.push(LineRef { number, start, end: batch.data.len(), overlong });
+    }
+
+    /// Next batch of complete lines, or None at the end of input.
+    pub fn next_batch(&mut self) -> io::Result<Option<Batch>> {
+        let mut batch = Batch { index: self.batch_index, data: Vec::with_capacity(BATCH_BYTES + 4096), lines: Vec::new() };
+        loop {
+            if batch.data.len() >= BATCH_BYTES || batch.lines.len() >= BATCH_LINES {
+                break;
+            }
+            let avail = &self.buf[self.pos..];
+            if let Some((number, seen, prefix)) = self.skipping.as_mut() {
+                match memchr::memchr(b'\n', avail) {
+                    Some(i) => {
+                        *seen += i as u64;
+                        let (number, seen, prefix) = (*number, *seen, std::mem::take(prefix));
+                        self.skipping = None;
+                        self.pos += i + 1;
+                        Self::push_line(&mut batch, number, &prefix, Some(seen));
+                        continue;
+                    }
+                    None => {
+                        *seen += avail.len() as u64;
+                        self.pos = self.buf.len();
+                        if self.eof {
+                            let (number, seen, prefix) = self.skipping.take().unwrap_or_default();
+                            Self::push_line(&mut batch, number, &prefix, Some(seen));
+                            break;
+                        }
+                        self.fill()?;
+                        continue;
+                    }
+                }
+            }
+            match memchr::memchr(b'\n', avail) {
+                Some(i) if i <= self.limits.max_line_bytes => {
+                    self.line_no += 1;
+                    let start = self.pos;
+                    self.pos += i + 1;
+                    let number = self.line_no;
+                    let start_in_batch = batch.data.len();
+                    batch.data.extend_from_slice(&self.buf[start..start + i]);
+                    batch.lines.push(LineRef { number, start: start_in_batch, end: batch.data.len(), overlong: None });
+                }
+                found => {
+                    let pending = found.unwrap_or(avail.len());
+                    if pending > self.limits.max_line_bytes {
+                        self.line_no += 1;
+                        let keep = avail[..OVERLONG_PREFIX.min(avail.len())].to_vec();
+                        self.skipping = Some((self.line_no, 0, keep));
+                        continue;
+                    }
+                    if self.eof {
+                        if !avail.is_empty() {
+                            // Last line without a trailing newline.
+                            self.line_no += 1;
+                            let number = self.line_no;
+                            let rest = avail.to_vec();
+                            self.pos = self.buf.len();
+                            Self::push_line(&mut batch, number, &rest, None);
+                        }
+                        break;
+                    }
+                    self.fill()?;
+                }
+            }
+        }
+        if batch.lines.is_empty() {
+            return Ok(None);
+        }
+        self.batch_index += 1;
+        Ok(Some(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(input: &[u8], max: usize) -> Vec<(u64, Vec<u8>, Option<u64>)> {
+        let limits = Limits { max_line_bytes: max, max_depth: 64, max_records: u64::MAX };
+        let mut r = BatchReader::new(input, limits, None);
+        let mut out = Vec::new();
+        while let Some(b) = r.next_batch().unwrap() {
+            for l in &b.lines {
+                out.push((l.number, b.line(l).to_vec(), l.overlong));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_and_keeps_a_final_unterminated_line() {
+        let got = read_all(b"a\n\nbc\nd", 100);
+        assert_eq!(got, vec![(1, b"a".to_vec(), None), (2, b"".to_vec(), None), (3, b"bc".to_vec(), None), (4, b"d".to_vec(), None)]);
+    }
+
+    #[test]
+    fn overlong_lines_are_cut_without_losing_line_numbers() {
+        let mut input = b"ok\n".to_vec();
+        input.extend(std::iter::repeat(b'x').take(3 * CHUNK + 17));
+        input.extend_from_slice(b"\nafter\n");
+        let got = read_all(&input, 1000);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1].0, 2);
+        assert_eq!(got[1].1.len(), OVERLONG_PREFIX);
+        assert_eq!(got[1].2, Some(3 * CHUNK as u64 + 17));
+        assert_eq!(got[2], (3, b"after".to_vec(), None));
+    }
+}

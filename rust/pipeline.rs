@@ -1,0 +1,407 @@
+//! The evidence stream pipeline:
+//!
+//! reader ──batches──▶ N workers (parse → redact → map → canonicalize → hash)
+//!        ──results──▶ in-order writer (seq, chain, Merkle, checkpoints, output)
+//!
+//! Stages are joined by bounded channels, so a slow sink stalls the reader
+//! instead of growing memory. With one thread everything runs inline on the
+//! calling thread. Output bytes do not depend on the thread count: workers
+//! only do per-line work; everything order-dependent happens in the writer.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+
+use base64::Engine as _;
+use ed25519_dalek::Signer as _;
+
+use crate::canon::write_string;
+use crate::chain::{genesis, leaf_hash, link, MerkleAccumulator};
+use crate::cloudevent::{map_event, uuid5, write_final_line, MapOptions, Mapped, CHECKPOINT_TYPE, EVENT_ID_NAMESPACE};
+use crate::digest::{tagged, Digest, HashAlg};
+use crate::json::{self, Value};
+use crate::lines::{Batch, BatchReader, Limits};
+
+/// The redaction stage: runs on each parsed event before it is mapped and hashed.
+pub trait Redactor: Send + Sync {
+    /// Redacts in place; returns how many values were redacted.
+    fn redact(&self, event: &mut Value<'_>) -> u64;
+}
+
+pub struct CheckpointSigner {
+    pub key: ed25519_dalek::SigningKey,
+    pub key_id: String,
+}
+
+pub struct StreamConfig {
+    pub stream_id: String,
+    pub default_tenant: Option<String>,
+    pub default_source: Option<String>,
+    /// Seal after this many records; 0 seals only at the end.
+    pub checkpoint_every: u64,
+    pub alg: HashAlg,
+    pub threads: usize,
+    pub limits: Limits,
+    pub signer: Option<CheckpointSigner>,
+}
+
+/// A line that did not become an event.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub line: u64,
+    /// MALFORMED_JSON, LIMIT_EXCEEDED or INVALID_EVENT.
+    pub code: &'static str,
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StreamStats {
+    pub events: u64,
+    pub rejected: u64,
+    pub checkpoints: u64,
+    pub redactions: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub head: Option<Digest>,
+    pub merkle_root: Option<Digest>,
+}
+
+#[derive(Debug)]
+pub enum StreamError {
+    Io(io::Error),
+    Callback(String),
+    Config(String),
+    TooManyRecords(u64),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Io(e) => write!(f, "I/O error: {e}"),
+            StreamError::Callback(m) => write!(f, "{m}"),
+            StreamError::Config(m) => write!(f, "{m}"),
+            StreamError::TooManyRecords(n) => write!(
+                f,
+                "the stream reached {n} records; CloudEvents seq is a 32-bit integer, \
+                 so split the input and continue under a new --stream-id"
+            ),
+        }
+    }
+}
+
+impl From<io::Error> for StreamError {
+    fn from(e: io::Error) -> Self {
+        StreamError::Io(e)
+    }
+}
+
+/// Callbacks the writer makes, in input order, on the writer thread.
+pub trait StreamObserver {
+    fn reject(&mut self, r: &Reject) -> Result<(), StreamError>;
+    fn progress(&mut self, _events: u64, _rejected: u64, _bytes_in: u64) -> Result<(), StreamError> {
+        Ok(())
+    }
+}
+
+enum Item {
+    Event(Mapped, u64),
+    Reject(Reject),
+}
+
+struct Processed {
+    index: u64,
+    items: Vec<Item>,
+    bytes: u64,
+}
+
+fn reject(line: u64, code: &'static str, reason: String, raw: &[u8]) -> Item {
+    Item::Reject(Reject { line, code, reason, raw: raw.to_vec() })
+}
+
+fn process_batch(batch: &Batch, cfg: &StreamConfig, redactor: Option<&dyn Redactor>) -> Processed {
+    let opts = MapOptions {
+        default_tenant: cfg.default_tenant.as_deref(),
+        default_source: cfg.default_source.as_deref(),
+        alg: cfg.alg,
+    };
+    let mut items = Vec::with_capacity(batch.lines.len());
+    for l in &batch.lines {
+        let mut raw = batch.line(l);
+        if let Some(total) = l.overlong {
+            items.push(reject(
+                l.number,
+                "LIMIT_EXCEEDED",
+                format!("line is {total} bytes, over the {} byte limit (first {} bytes kept)", cfg.limits.max_line_bytes, raw.len()),
+                raw,
+            ));
+            continue;
+        }
+        if raw.last() == Some(&b'\r') {
+            raw = &raw[..raw.len() - 1];
+        }
+        if raw.iter().all(|c| c.is_ascii_whitespace()) {
+            continue; // blank lines carry no event
+        }
+        let mut v = match json::parse(raw, cfg.limits.max_depth) {
+            Ok(v) => v,
+            Err(e) if e.is_limit() => {
+                items.push(reject(l.number, "LIMIT_EXCEEDED", e.to_string(), raw));
+                continue;
+            }
+            Err(e) => {
+                items.push(reject(l.number, "MALFORMED_JSON", format!("not valid JSON: {e}"), raw));
+                continue;
+            }
+        };
+        let redactions = redactor.map_or(0, |r| r.redact(&mut v));
+        match map_event(&v, redactions, &opts) {
+            Ok(m) => items.push(Item::Event(m, redactions)),
+            Err(e) => items.push(reject(l.number, "INVALID_EVENT", e.to_string(), raw)),
+        }
+    }
+    Processed { index: batch.index, items, bytes: batch.data.len() as u64 + batch.lines.len() as u64 }
+}
+
+/// Order-dependent state: seq, chain, Merkle accumulator, checkpoints, output buffer.
+struct Writer<'w, W: Write> {
+    cfg: &'w StreamConfig,
+    out: &'w mut W,
+    buf: Vec<u8>,
+    stream_id_json: Vec<u8>,
+    seq: u64,
+    prev: Digest,
+    merkle: MerkleAccumulator,
+    since_checkpoint: u64,
+    segment_first: u64,
+    last_time: String,
+    last_tenant: String,
+    stats: StreamStats,
+}
+
+const FLUSH_AT: usize = 1 << 20;
+
+impl<'w, W: Write> Writer<'w, W> {
+    fn new(cfg: &'w StreamConfig, out: &'w mut W) -> Self {
+        let mut stream_id_json = Vec::new();
+        write_string(&mut stream_id_json, &cfg.stream_id);
+        Writer {
+            cfg,
+            out,
+            buf: Vec::with_capacity(FLUSH_AT + 64 * 1024),
+            stream_id_json,
+            seq: 0,
+            prev: genesis(cfg.alg, &cfg.stream_id),
+            merkle: MerkleAccumulator::new(cfg.alg),
+            since_checkpoint: 0,
+            segment_first: 0,
+            last_time: String::new(),
+            last_tenant: String::new(),
+            stats: StreamStats::default(),
+        }
+    }
+
+    fn append(&mut self, m: &Mapped) -> Result<(), StreamError> {
+        if self.seq >= self.cfg.limits.max_records {
+            return Err(StreamError::TooManyRecords(self.seq));
+        }
+        let chain = link(self.cfg.alg, &self.prev, &m.contenthash, self.seq);
+        write_final_line(
+            &mut self.buf,
+            &m.content,
+            m.seq_at,
+            m.stream_at,
+            self.cfg.alg,
+            &m.contenthash,
+            &chain,
+            self.seq,
+            &self.stream_id_json,
+        );
+        self.merkle.push_leaf_hash(leaf_hash(self.cfg.alg, &m.contenthash));
+        self.prev = chain;
+        self.seq += 1;
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, m: &Mapped, redactions: u64) -> Result<(), StreamError> {
+        self.append(m)?;
+        self.stats.events += 1;
+        self.stats.redactions += redactions;
+        self.since_checkpoint += 1;
+        if m.time != self.last_time {
+            self.last_time.clone_from(&m.time);
+        }
+        if m.tenant != self.last_tenant {
+            self.last_tenant.clone_from(&m.tenant);
+        }
+        if self.cfg.checkpoint_every > 0 && self.since_checkpoint >= self.cfg.checkpoint_every {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the records so far with a checkpoint record (DESIGN §4).
+    fn checkpoint(&mut self) -> Result<(), StreamError> {
+        let alg = self.cfg.alg;
+        let last_seq = self.seq - 1;
+        let root = self.merkle.root();
+        let s = |x: String| Value::String(Cow::Owned(x));
+        let n = |x: u64| Value::Number(x as f64);
+        let mut payload: Vec<(Cow<'_, str>, Value<'_>)> = vec![
+            ("count".into(), n(self.since_checkpoint)),
+            ("first_seq".into(), n(self.segment_first)),
+            ("head".into(), s(tagged(alg, &self.prev))),
+            ("last_seq".into(), n(last_seq)),
+            ("merkle_root".into(), s(tagged(alg, &root))),
+            ("stream_id".into(), s(self.cfg.stream_id.clone())),
+        ];
+        if let Some(signer) = &self.cfg.signer {
+            payload.push(("key_id".into(), s(signer.key_id.clone())));
+            let unsigned = Value::object(payload.clone()).map_err(StreamError::Config)?;
+            let sig = signer.key.sign(&crate::canon::to_vec(&unsigned));
+            let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
+            payload.push(("signature".into(), s(b64)));
+        }
+        let id_name = crate::canon::to_vec(
+            &Value::object(vec![
+                ("checkpoint".into(), n(last_seq)),
+                ("stream_id".into(), s(self.cfg.stream_id.clone())),
+            ])
+            .map_err(StreamError::Config)?,
+        );
+        let tenant = self.cfg.default_tenant.clone().unwrap_or_else(|| self.last_tenant.clone());
+        let source = self.cfg.default_source.clone().unwrap_or_else(|| "urn:agent-bom:evidence".to_string());
+        let native = Value::object(vec![
+            ("event_id".into(), s(uuid5(&EVENT_ID_NAMESPACE, &id_name))),
+            ("event_type".into(), s(CHECKPOINT_TYPE.to_string())),
+            ("created_at".into(), s(self.last_time.clone())),
+            ("tenant_id".into(), s(tenant)),
+            ("source".into(), s(source)),
+            (
+                "entity_refs".into(),
+                Value::Array(vec![Value::object(vec![
+                    ("id".into(), s(self.cfg.stream_id.clone())),
+                    ("kind".into(), s("stream".into())),
+                ])
+                .map_err(StreamError::Config)?]),
+            ),
+            ("payload".into(), Value::object(payload).map_err(StreamError::Config)?),
+        ])
+        .map_err(StreamError::Config)?;
+        let opts = MapOptions { default_tenant: None, default_source: None, alg };
+        let mapped = map_event(&native, 0, &opts).map_err(|e| StreamError::Config(format!("checkpoint: {e}")))?;
+        self.append(&mapped)?;
+        self.stats.checkpoints += 1;
+        self.stats.merkle_root = Some(root);
+        self.since_checkpoint = 0;
+        self.segment_first = self.seq;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        if !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+            self.stats.bytes_out += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, p: Processed, obs: &mut dyn StreamObserver) -> Result<(), StreamError> {
+        self.stats.bytes_in += p.bytes;
+        for item in p.items {
+            match item {
+                Item::Event(m, r) => self.event(&m, r)?,
+                Item::Reject(r) => {
+                    self.stats.rejected += 1;
+                    obs.reject(&r)?;
+                }
+            }
+        }
+        obs.progress(self.stats.events, self.stats.rejected, self.stats.bytes_in)
+    }
+
+    fn finish(mut self) -> Result<StreamStats, StreamError> {
+        if self.since_checkpoint > 0 {
+            self.checkpoint()?;
+        }
+        self.flush()?;
+        self.out.flush()?;
+        if self.seq > 0 {
+            self.stats.head = Some(self.prev);
+        }
+        Ok(self.stats)
+    }
+}
+
+/// Runs the whole pipeline: reads NDJSON from `input`, writes sealed CloudEvents to `output`.
+pub fn run<R: Read + Send, W: Write>(
+    cfg: &StreamConfig,
+    input: R,
+    output: &mut W,
+    redactor: Option<&dyn Redactor>,
+    obs: &mut dyn StreamObserver,
+) -> Result<StreamStats, StreamError> {
+    if cfg.stream_id.is_empty() {
+        return Err(StreamError::Config("stream id must not be empty".into()));
+    }
+    let mut reader = BatchReader::new(input, cfg.limits, None);
+    let mut writer = Writer::new(cfg, output);
+    if cfg.threads <= 1 {
+        while let Some(batch) = reader.next_batch()? {
+            writer.consume(process_batch(&batch, cfg, redactor), obs)?;
+        }
+        return writer.finish();
+    }
+
+    let depth = cfg.threads * 4;
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(depth);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Processed>(depth);
+    std::thread::scope(|scope| {
+        let reader_handle = scope.spawn(move || -> io::Result<()> {
+            while let Some(batch) = reader.next_batch()? {
+                if batch_tx.send(batch).is_err() {
+                    break; // the writer stopped early
+                }
+            }
+            Ok(())
+        });
+        for _ in 0..cfg.threads {
+            let (rx, tx) = (batch_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                for batch in rx {
+                    if tx.send(process_batch(&batch, cfg, redactor)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(batch_rx);
+        drop(done_tx);
+
+        let mut pending: BTreeMap<u64, Processed> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut result = Ok(());
+        for p in &done_rx {
+            pending.insert(p.index, p);
+            while let Some(p) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = writer.consume(p, obs) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        drop(done_rx); // unblocks workers and the reader if we stopped early
+        let read_result = reader_handle.join().unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")));
+        result?;
+        read_result?;
+        writer.finish()
+    })
+}

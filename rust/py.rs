@@ -1,0 +1,459 @@
+//! PyO3 glue: the `agent_bom._core` module. Its typed contract is
+//! `python/agent_bom/_core.pyi`. I/O objects come from Python (file-like
+//! objects with `read`/`write`); the GIL is released while the core runs.
+
+use std::borrow::Cow;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use crate::chain;
+use crate::digest::{hex, parse_hex32, tagged, Digest, HashAlg};
+use crate::json::{ParseError, Value};
+use crate::lines::Limits;
+use crate::pipeline::{self, CheckpointSigner, Reject, StreamConfig, StreamError, StreamObserver};
+use crate::verify::{self, Problem, VerifyOptions};
+use crate::canon;
+
+const MAX_SAFE_INT: i64 = (1 << 53) - 1;
+const PY_MAX_DEPTH: usize = 512;
+
+fn alg(name: &str) -> PyResult<HashAlg> {
+    HashAlg::parse(name).ok_or_else(|| PyValueError::new_err(format!("unknown hash algorithm {name:?}: use 'sha256' or 'blake3'")))
+}
+
+fn path_str(path: &[String]) -> String {
+    if path.is_empty() {
+        "$".into()
+    } else {
+        format!("${}", path.concat())
+    }
+}
+
+/// Converts a Python object to a JSON tree, naming the path of anything that is not JSON.
+fn to_value<'py>(obj: &Bound<'py, PyAny>, path: &mut Vec<String>, depth: usize) -> PyResult<Value<'static>> {
+    if depth > PY_MAX_DEPTH {
+        return Err(PyValueError::new_err(format!("{}: nesting deeper than {PY_MAX_DEPTH} levels", path_str(path))));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_str().map_err(|_| {
+            PyValueError::new_err(format!("{}: string holds a lone surrogate, which JSON (I-JSON) cannot carry", path_str(path)))
+        })?;
+        return Ok(Value::String(Cow::Owned(s.to_owned())));
+    }
+    if obj.cast::<PyInt>().is_ok() {
+        return match obj.extract::<i64>() {
+            Ok(n) if (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(&n) => Ok(Value::Number(n as f64)),
+            _ => Err(PyValueError::new_err(format!(
+                "{}: integer {} is outside the I-JSON range ±(2**53-1); send it as a string",
+                path_str(path),
+                obj
+            ))),
+        };
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        let v = f.value();
+        if !v.is_finite() {
+            return Err(PyValueError::new_err(format!("{}: {v} is not representable in JSON (NaN and Infinity are rejected)", path_str(path))));
+        }
+        return Ok(Value::Number(v));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut members = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = k.cast::<PyString>().map_err(|_| {
+                PyValueError::new_err(format!("{}: object keys must be strings, got {}", path_str(path), k.get_type().name().map(|n| n.to_string()).unwrap_or_default()))
+            })?;
+            let key = key.to_str().map_err(|_| PyValueError::new_err(format!("{}: key holds a lone surrogate", path_str(path))))?.to_owned();
+            path.push(format!(".{key}"));
+            let value = to_value(&v, path, depth + 1)?;
+            path.pop();
+            members.push((Cow::Owned(key), value));
+        }
+        return Value::object(members).map_err(|k| PyValueError::new_err(format!("{}: duplicate key {k:?}", path_str(path))));
+    }
+    if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
+        let mut items = Vec::new();
+        for (i, item) in obj.try_iter()?.enumerate() {
+            path.push(format!("[{i}]"));
+            items.push(to_value(&item?, path, depth + 1)?);
+            path.pop();
+        }
+        return Ok(Value::Array(items));
+    }
+    Err(PyValueError::new_err(format!(
+        "{}: {} is not a JSON type (use dict, list, str, int, float, bool or None)",
+        path_str(path),
+        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    )))
+}
+
+fn parse_err(e: ParseError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// RFC 8785 canonical bytes of a Python JSON value.
+#[pyfunction]
+fn canonical_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let v = to_value(obj, &mut Vec::new(), 0)?;
+    let out = py.detach(|| canon::to_vec(&v));
+    Ok(PyBytes::new(py, &out))
+}
+
+/// RFC 8785 canonical form of JSON text.
+#[pyfunction]
+#[pyo3(signature = (data, max_depth = 128))]
+fn canonicalize<'py>(py: Python<'py>, data: &[u8], max_depth: usize) -> PyResult<Bound<'py, PyBytes>> {
+    let out = py.detach(|| canon::canonicalize(data, max_depth)).map_err(parse_err)?;
+    Ok(PyBytes::new(py, &out))
+}
+
+#[pyfunction]
+#[pyo3(signature = (obj, algorithm = "sha256"))]
+fn content_hash(py: Python<'_>, obj: &Bound<'_, PyAny>, algorithm: &str) -> PyResult<String> {
+    let a = alg(algorithm)?;
+    let v = to_value(obj, &mut Vec::new(), 0)?;
+    Ok(py.detach(|| tagged(a, &a.hash(&canon::to_vec(&v)))))
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, algorithm = "sha256"))]
+fn hash_bytes(py: Python<'_>, data: &[u8], algorithm: &str) -> PyResult<String> {
+    let a = alg(algorithm)?;
+    Ok(py.detach(|| tagged(a, &a.hash(data))))
+}
+
+fn digests(items: &[String]) -> PyResult<Vec<Digest>> {
+    items
+        .iter()
+        .map(|s| {
+            let h = s.split_once(':').map_or(s.as_str(), |x| x.1);
+            parse_hex32(h).ok_or_else(|| PyValueError::new_err(format!("{s:?} is not a 32-byte digest in hex")))
+        })
+        .collect()
+}
+
+/// RFC 6962 MTH over raw leaf inputs (each hashed as H(0x00 ‖ data)), hex.
+#[pyfunction]
+#[pyo3(signature = (leaves, algorithm = "sha256"))]
+fn merkle_root(leaves: Vec<Vec<u8>>, algorithm: &str) -> PyResult<String> {
+    let a = alg(algorithm)?;
+    let hashes: Vec<Digest> = leaves.iter().map(|l| chain::leaf_hash(a, l)).collect();
+    Ok(hex(&chain::tree_root(a, &hashes)))
+}
+
+/// RFC 6962 audit path (hex node hashes) for leaf `index` over raw leaf inputs.
+#[pyfunction]
+#[pyo3(signature = (leaves, index, algorithm = "sha256"))]
+fn inclusion_proof(leaves: Vec<Vec<u8>>, index: usize, algorithm: &str) -> PyResult<Vec<String>> {
+    let a = alg(algorithm)?;
+    if index >= leaves.len() {
+        return Err(PyValueError::new_err(format!("index {index} is outside a tree of {} leaves", leaves.len())));
+    }
+    let hashes: Vec<Digest> = leaves.iter().map(|l| chain::leaf_hash(a, l)).collect();
+    Ok(chain::inclusion_proof(a, &hashes, index).iter().map(|d| hex(d)).collect())
+}
+
+/// Root (hex) implied by a leaf hash and its audit path, or None if the path cannot fit the tree.
+#[pyfunction]
+#[pyo3(signature = (leaf_hash, index, size, path, algorithm = "sha256"))]
+fn root_from_inclusion_proof(leaf_hash: String, index: u64, size: u64, path: Vec<String>, algorithm: &str) -> PyResult<Option<String>> {
+    let a = alg(algorithm)?;
+    let leaf = digests(&[leaf_hash])?[0];
+    let path = digests(&path)?;
+    Ok(chain::root_from_inclusion_proof(a, &leaf, index, size, &path).map(|d| hex(&d)))
+}
+
+/// Leaf hash H(0x00 ‖ contenthash) for a `<alg>:<hex>` contenthash.
+#[pyfunction]
+fn evidence_leaf_hash(contenthash: &str) -> PyResult<String> {
+    let (a, d) = crate::digest::parse_tagged(contenthash).ok_or_else(|| PyValueError::new_err(format!("{contenthash:?} is not '<sha256|blake3>:<hex>'")))?;
+    Ok(tagged(a, &chain::leaf_hash(a, &d)))
+}
+
+/// Python errors raised inside I/O callbacks, kept to re-raise after the core returns.
+type ErrSlot = Arc<Mutex<Option<PyErr>>>;
+
+fn stash(slot: &ErrSlot, e: PyErr) -> io::Error {
+    let msg = e.to_string();
+    if let Ok(mut s) = slot.lock() {
+        s.get_or_insert(e);
+    }
+    io::Error::other(msg)
+}
+
+struct PyReader {
+    obj: Py<PyAny>,
+    err: ErrSlot,
+}
+
+impl Read for PyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            let chunk = self.obj.call_method1(py, "read", (buf.len(),)).map_err(|e| stash(&self.err, e))?;
+            let bytes = chunk.cast_bound::<PyBytes>(py).map_err(|_| io::Error::other("input must be opened in binary mode (read() returned str)"))?;
+            let b = bytes.as_bytes();
+            let n = b.len().min(buf.len());
+            buf[..n].copy_from_slice(&b[..n]);
+            Ok(n)
+        })
+    }
+}
+
+struct PyWriter {
+    obj: Py<PyAny>,
+    err: ErrSlot,
+}
+
+impl Write for PyWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            self.obj.call_method1(py, "write", (PyBytes::new(py, buf),)).map_err(|e| stash(&self.err, e))?;
+            Ok(buf.len())
+        })
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct PyObserver {
+    on_reject: Option<Py<PyAny>>,
+    on_progress: Option<Py<PyAny>>,
+    err: ErrSlot,
+}
+
+impl StreamObserver for PyObserver {
+    fn reject(&mut self, r: &Reject) -> Result<(), StreamError> {
+        let Some(cb) = &self.on_reject else { return Ok(()) };
+        Python::attach(|py| {
+            cb.call1(py, (r.line, r.code, r.reason.as_str(), PyBytes::new(py, &r.raw))).map(|_| ()).map_err(|e| {
+                let io = stash(&self.err, e);
+                StreamError::Callback(io.to_string())
+            })
+        })
+    }
+    fn progress(&mut self, events: u64, rejected: u64, bytes_in: u64) -> Result<(), StreamError> {
+        let Some(cb) = &self.on_progress else { return Ok(()) };
+        Python::attach(|py| {
+            cb.call1(py, (events, rejected, bytes_in)).map(|_| ()).map_err(|e| {
+                let io = stash(&self.err, e);
+                StreamError::Callback(io.to_string())
+            })
+        })
+    }
+}
+
+fn take_err(slot: &ErrSlot) -> Option<PyErr> {
+    slot.lock().ok().and_then(|mut s| s.take())
+}
+
+/// Streams native NDJSON events from `reader` into sealed CloudEvents on `writer`.
+#[pyfunction]
+#[pyo3(signature = (reader, writer, *, stream_id, tenant_id = None, source = None, checkpoint_every = 10_000,
+                    algorithm = "sha256", threads = 1, max_line_bytes = 1 << 20, max_depth = 64,
+                    max_records = (1u64 << 31) - 1, signing_seed = None, key_id = None, on_reject = None, on_progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn stream<'py>(
+    py: Python<'py>,
+    reader: Py<PyAny>,
+    writer: Py<PyAny>,
+    stream_id: String,
+    tenant_id: Option<String>,
+    source: Option<String>,
+    checkpoint_every: u64,
+    algorithm: &str,
+    threads: usize,
+    max_line_bytes: usize,
+    max_depth: usize,
+    max_records: u64,
+    signing_seed: Option<Vec<u8>>,
+    key_id: Option<String>,
+    on_reject: Option<Py<PyAny>>,
+    on_progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let signer = match (signing_seed, key_id) {
+        (Some(seed), Some(key_id)) => {
+            let seed: [u8; 32] = seed.try_into().map_err(|_| PyValueError::new_err("signing_seed must be the 32-byte Ed25519 private key seed"))?;
+            Some(CheckpointSigner { key: ed25519_dalek::SigningKey::from_bytes(&seed), key_id })
+        }
+        (None, None) => None,
+        _ => return Err(PyValueError::new_err("a signing key needs a key id, and a key id needs a signing key")),
+    };
+    let cfg = StreamConfig {
+        stream_id,
+        default_tenant: tenant_id,
+        default_source: source,
+        checkpoint_every,
+        alg: alg(algorithm)?,
+        threads: threads.max(1),
+        limits: Limits { max_line_bytes, max_depth, max_records },
+        signer,
+    };
+    let err: ErrSlot = Arc::new(Mutex::new(None));
+    let input = PyReader { obj: reader, err: err.clone() };
+    let mut output = PyWriter { obj: writer, err: err.clone() };
+    let mut obs = PyObserver { on_reject, on_progress, err: err.clone() };
+    let result = py.detach(|| pipeline::run(&cfg, input, &mut output, None, &mut obs));
+    if let Some(e) = take_err(&err) {
+        return Err(e);
+    }
+    let stats = result.map_err(|e| match e {
+        StreamError::Io(e) => PyOSError::new_err(e.to_string()),
+        other => PyValueError::new_err(other.to_string()),
+    })?;
+    let d = PyDict::new(py);
+    d.set_item("events", stats.events)?;
+    d.set_item("rejected", stats.rejected)?;
+    d.set_item("checkpoints", stats.checkpoints)?;
+    d.set_item("redactions", stats.redactions)?;
+    d.set_item("bytes_in", stats.bytes_in)?;
+    d.set_item("bytes_out", stats.bytes_out)?;
+    d.set_item("head", stats.head.map(|h| tagged(cfg.alg, &h)))?;
+    d.set_item("merkle_root", stats.merkle_root.map(|h| tagged(cfg.alg, &h)))?;
+    Ok(d)
+}
+
+fn problem_dict<'py>(py: Python<'py>, p: &Problem) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("line", p.line)?;
+    d.set_item("seq", p.seq)?;
+    d.set_item("code", p.code)?;
+    d.set_item("detail", &p.detail)?;
+    d.set_item("expected", &p.expected)?;
+    d.set_item("found", &p.found)?;
+    Ok(d)
+}
+
+/// Verifies an evidence stream read from `reader`; returns the report as a dict.
+#[pyfunction]
+#[pyo3(signature = (reader, *, public_key = None, require_sealed = false, max_line_bytes = 8 << 20,
+                    max_depth = 128, max_records = 1u64 << 31, max_problems = 1000, collect = false))]
+#[allow(clippy::too_many_arguments)]
+fn verify_stream<'py>(
+    py: Python<'py>,
+    reader: Py<PyAny>,
+    public_key: Option<Vec<u8>>,
+    require_sealed: bool,
+    max_line_bytes: usize,
+    max_depth: usize,
+    max_records: u64,
+    max_problems: usize,
+    collect: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let public_key = match public_key {
+        None => None,
+        Some(k) => {
+            let raw: [u8; 32] = k.try_into().map_err(|_| PyValueError::new_err("public_key must be the 32-byte raw Ed25519 public key"))?;
+            Some(ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| PyValueError::new_err(format!("not a valid Ed25519 public key: {e}")))?)
+        }
+    };
+    let opts = VerifyOptions {
+        limits: Limits { max_line_bytes, max_depth, max_records },
+        public_key,
+        require_sealed,
+        max_problems,
+        collect,
+    };
+    let err: ErrSlot = Arc::new(Mutex::new(None));
+    let input = PyReader { obj: reader, err: err.clone() };
+    let result = py.detach(|| verify::verify(input, opts));
+    if let Some(e) = take_err(&err) {
+        return Err(e);
+    }
+    let r = result.map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let a = r.alg.unwrap_or(HashAlg::Sha256);
+    let d = PyDict::new(py);
+    d.set_item("ok", r.ok)?;
+    d.set_item("lines", r.lines)?;
+    d.set_item("records", r.records)?;
+    d.set_item("events", r.events)?;
+    d.set_item("checkpoints", r.checkpoints)?;
+    d.set_item("sealed", r.sealed)?;
+    d.set_item("stream_id", &r.stream_id)?;
+    d.set_item("hash_alg", r.alg.map(HashAlg::name))?;
+    d.set_item("head", r.head.map(|h| tagged(a, &h)))?;
+    d.set_item("merkle_root", r.merkle_root.map(|h| tagged(a, &h)))?;
+    d.set_item("signatures_verified", r.signatures_verified)?;
+    d.set_item("signatures_unchecked", r.signatures_unchecked)?;
+    d.set_item("errors_total", r.errors_total)?;
+    d.set_item("bytes", r.bytes)?;
+    d.set_item("input_sha256", r.input_sha256.map(|h| hex(&h)))?;
+    let errors = PyList::empty(py);
+    for p in &r.errors {
+        errors.append(problem_dict(py, p)?)?;
+    }
+    d.set_item("errors", errors)?;
+    let warnings = PyList::empty(py);
+    for p in &r.warnings {
+        warnings.append(problem_dict(py, p)?)?;
+    }
+    d.set_item("warnings", warnings)?;
+    if collect {
+        let leaves: Vec<String> = r.leaves.iter().map(|h| tagged(a, h)).collect();
+        d.set_item("leaves", leaves)?;
+        let contents: Vec<String> = r.contenthashes.iter().map(|h| tagged(a, h)).collect();
+        d.set_item("contenthashes", contents)?;
+        let cps = PyList::empty(py);
+        for c in &r.checkpoint_list {
+            let cd = PyDict::new(py);
+            cd.set_item("line", c.line)?;
+            cd.set_item("seq", c.seq)?;
+            cd.set_item("last_seq", c.last_seq)?;
+            cd.set_item("payload", PyBytes::new(py, &c.payload))?;
+            cps.append(cd)?;
+        }
+        d.set_item("checkpoint_list", cps)?;
+    }
+    Ok(d)
+}
+
+/// Audit path (tagged hex) for leaf `index` in the tree over the first `size` leaf hashes.
+#[pyfunction]
+fn inclusion_path_for_leaves(leaves: Vec<String>, index: usize, size: usize) -> PyResult<Vec<String>> {
+    let a = leaves.first().and_then(|l| crate::digest::parse_tagged(l)).map(|x| x.0).unwrap_or(HashAlg::Sha256);
+    if size > leaves.len() || index >= size {
+        return Err(PyValueError::new_err(format!("leaf {index} is not inside a tree of size {size} ({} leaves known)", leaves.len())));
+    }
+    let hashes = digests(&leaves[..size])?;
+    Ok(chain::inclusion_proof(a, &hashes, index).iter().map(|d| tagged(a, d)).collect())
+}
+
+/// Ed25519 signature check (used for checkpoint payloads carried inside proofs).
+#[pyfunction]
+fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> PyResult<bool> {
+    let raw: [u8; 32] = public_key.try_into().map_err(|_| PyValueError::new_err("public_key must be 32 raw bytes"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| PyValueError::new_err(format!("not a valid Ed25519 public key: {e}")))?;
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return Ok(false) };
+    Ok(key.verify_strict(message, &sig).is_ok())
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("REGISTRY_TYPES", crate::cloudevent::REGISTRY_TYPES.to_vec())?;
+    m.add("EVENT_ID_NAMESPACE", hex(&crate::cloudevent::EVENT_ID_NAMESPACE))?;
+    m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
+    m.add_function(wrap_pyfunction!(canonicalize, m)?)?;
+    m.add_function(wrap_pyfunction!(content_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
+    m.add_function(wrap_pyfunction!(inclusion_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(root_from_inclusion_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(evidence_leaf_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(inclusion_path_for_leaves, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(stream, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_stream, m)?)?;
+    Ok(())
+}
