@@ -99,34 +99,55 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// True when any of the 8 bytes is a control character, '"' or '\\'.
+/// (The "has less than" / "has zero byte" word tricks: exact for the whole word.)
+#[inline(always)]
+pub(crate) fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let ctl = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let q = w ^ (LO * b'"' as u64);
+    let q = q.wrapping_sub(LO) & !q & HI;
+    let bs = w ^ (LO * b'\\' as u64);
+    let bs = bs.wrapping_sub(LO) & !bs & HI;
+    (ctl | q | bs) != 0
+}
+
+#[inline(always)]
+fn escape_byte(out: &mut Vec<u8>, c: u8) {
+    match c {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\x08' => out.extend_from_slice(b"\\b"),
+        b'\x0c' => out.extend_from_slice(b"\\f"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 0xf) as usize]]),
+    }
+}
+
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
-    let mut run = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if !NEEDS_ESCAPE[c as usize] {
-            continue;
+    let mut run = 0; // start of bytes not yet copied
+    let mut i = 0;
+    while i < b.len() {
+        if i + 8 <= b.len() {
+            let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+            if !word_needs_escape(w) {
+                i += 8;
+                continue;
+            }
         }
-        out.extend_from_slice(&b[run..i]);
-        run = i + 1;
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\x08' => out.extend_from_slice(b"\\b"),
-            b'\x0c' => out.extend_from_slice(b"\\f"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(c >> 4) as usize],
-                HEX[(c & 0xf) as usize],
-            ]),
+        let c = b[i];
+        if NEEDS_ESCAPE[c as usize] {
+            out.extend_from_slice(&b[run..i]);
+            escape_byte(out, c);
+            run = i + 1;
         }
+        i += 1;
     }
     out.extend_from_slice(&b[run..]);
     out.push(b'"');

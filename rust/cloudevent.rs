@@ -82,6 +82,26 @@ pub struct Mapped {
     pub tenant: String,
 }
 
+/// A mapped event written into a shared buffer: absolute offsets into it.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedAt {
+    pub start: usize,
+    pub end: usize,
+    pub seq_at: usize,
+    pub stream_at: usize,
+    pub contenthash: Digest,
+    /// The normalized time and the tenant id, as raw ASCII bytes inside the content.
+    pub time: (usize, usize),
+    pub tenant: (usize, usize),
+}
+
+/// Reusable per-worker buffers for `map_event_into`.
+#[derive(Default)]
+pub struct Scratch {
+    vals: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
 pub fn is_registry_type(t: &str) -> bool {
     REGISTRY_TYPES.contains(&t)
 }
@@ -219,6 +239,27 @@ fn write_refs_object(out: &mut Vec<u8>, refs: &mut [(&str, &Value<'_>)]) {
 /// Maps one native event (already redacted) to canonical CloudEvent bytes.
 /// `redactions` is the count the redaction stage reported for this event.
 pub fn map_event(native: &Value<'_>, redactions: u64, opts: &MapOptions<'_>) -> Result<Mapped, MapError> {
+    let mut out = Vec::with_capacity(1024);
+    let m = map_event_into(native, redactions, opts, &mut Scratch::default(), &mut out)?;
+    let text = |(a, b): (usize, usize)| String::from_utf8_lossy(&out[a..b]).into_owned();
+    Ok(Mapped {
+        seq_at: m.seq_at - m.start,
+        stream_at: m.stream_at - m.start,
+        contenthash: m.contenthash,
+        time: text(m.time),
+        tenant: text(m.tenant),
+        content: out[m.start..m.end].to_vec(),
+    })
+}
+
+/// Maps one native event, appending its canonical bytes to `out`.
+pub fn map_event_into(
+    native: &Value<'_>,
+    redactions: u64,
+    opts: &MapOptions<'_>,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Result<MappedAt, MapError> {
     let Value::Object(members) = native else {
         return Err(err("", format!("each line must be a JSON object, got {}", native.type_name())));
     };
@@ -290,8 +331,10 @@ pub fn map_event(native: &Value<'_>, redactions: u64, opts: &MapOptions<'_>) -> 
     }
 
     // Payload = the given payload plus unknown top-level members.
-    let mut payload: Vec<(&str, &Value<'_>)> =
-        f.payload.unwrap_or(&[]).iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    let mut payload: Vec<(&str, &Value<'_>)> = Vec::new();
+    if !f.extra.is_empty() {
+        payload.extend(f.payload.unwrap_or(&[]).iter().map(|(k, v)| (k.as_ref(), v)));
+    }
     for m in &f.extra {
         if f.payload.is_some_and(|p| p.iter().any(|(k, _)| k == &m.0)) {
             return Err(err(
@@ -302,102 +345,131 @@ pub fn map_event(native: &Value<'_>, redactions: u64, opts: &MapOptions<'_>) -> 
         payload.push((m.0.as_ref(), &m.1));
     }
 
+    // Canonical bytes of each top-level value, written once: the derived id and
+    // the envelope both reuse them.
+    let Scratch { vals, spans } = scratch;
+    vals.clear();
+    spans.clear();
+    for (_, v) in members.iter() {
+        let start = vals.len();
+        write_value(vals, v);
+        spans.push((start, vals.len()));
+    }
+    let raw = |key: &str| -> Option<&[u8]> {
+        members.iter().position(|(k, _)| k == key).map(|i| &vals[spans[i].0..spans[i].1])
+    };
+
     let derived;
     let event_id = match f.event_id {
         Some(id) => id,
         None => {
-            derived = derive_event_id(members, f.tenant_id.is_none().then_some(tenant), f.source.is_none().then_some(source));
+            derived = derive_event_id(
+                members,
+                vals,
+                spans,
+                f.tenant_id.is_none().then_some(tenant),
+                f.source.is_none().then_some(source),
+            );
             &derived
         }
     };
 
-    let mut out = Vec::with_capacity(512 + payload.len() * 64);
+    let start = out.len();
+    out.reserve(vals.len() + 512);
     out.push(b'{');
     // data (the envelope), members in JCS order.
     out.extend_from_slice(b"\"data\":");
     {
         let mut first = true;
         out.push(b'{');
-        if let Some(v) = f.audit_ref {
-            write_member(&mut out, &mut first, "audit_ref");
-            write_value(&mut out, v);
+        if let Some(v) = raw("audit_ref").filter(|_| f.audit_ref.is_some()) {
+            write_member(out, &mut first, "audit_ref");
+            out.extend_from_slice(v);
         }
         if let Some(v) = f.causation_id {
-            write_member(&mut out, &mut first, "causation_id");
-            write_string(&mut out, v);
+            write_member(out, &mut first, "causation_id");
+            write_string(out, v);
         }
         if let Some(v) = f.correlation_id {
-            write_member(&mut out, &mut first, "correlation_id");
-            write_string(&mut out, v);
+            write_member(out, &mut first, "correlation_id");
+            write_string(out, v);
         }
-        write_member(&mut out, &mut first, "created_at");
-        write_string(&mut out, &time);
-        if let Some(v) = f.entity_refs {
-            write_member(&mut out, &mut first, "entity_refs");
-            write_value(&mut out, v);
+        write_member(out, &mut first, "created_at");
+        write_string(out, &time);
+        if let Some(v) = raw("entity_refs").filter(|_| f.entity_refs.is_some()) {
+            write_member(out, &mut first, "entity_refs");
+            out.extend_from_slice(v);
         }
-        write_member(&mut out, &mut first, "event_id");
-        write_string(&mut out, event_id);
-        write_member(&mut out, &mut first, "event_type");
-        write_string(&mut out, event_type);
+        write_member(out, &mut first, "event_id");
+        write_string(out, event_id);
+        write_member(out, &mut first, "event_type");
+        write_string(out, event_type);
         if let Some(v) = f.exposure_path_id {
-            write_member(&mut out, &mut first, "exposure_path_id");
-            write_string(&mut out, v);
+            write_member(out, &mut first, "exposure_path_id");
+            write_string(out, v);
         }
-        if let Some(v) = f.ocsf {
-            write_member(&mut out, &mut first, "ocsf");
-            write_value(&mut out, v);
+        if let Some(v) = raw("ocsf").filter(|_| f.ocsf.is_some()) {
+            write_member(out, &mut first, "ocsf");
+            out.extend_from_slice(v);
         }
-        write_member(&mut out, &mut first, "payload");
-        write_refs_object(&mut out, &mut payload);
-        if let Some(v) = f.risk_score {
-            write_member(&mut out, &mut first, "risk_score");
-            write_value(&mut out, v);
+        write_member(out, &mut first, "payload");
+        if f.extra.is_empty() {
+            out.extend_from_slice(raw("payload").unwrap_or(b"{}"));
+        } else {
+            write_refs_object(out, &mut payload);
         }
-        write_member(&mut out, &mut first, "schema_version");
+        if let Some(v) = raw("risk_score").filter(|_| f.risk_score.is_some()) {
+            write_member(out, &mut first, "risk_score");
+            out.extend_from_slice(v);
+        }
+        write_member(out, &mut first, "schema_version");
         out.extend_from_slice(b"\"1\"");
         if let Some(v) = f.severity {
-            write_member(&mut out, &mut first, "severity");
-            write_string(&mut out, v);
+            write_member(out, &mut first, "severity");
+            write_string(out, v);
         }
-        write_member(&mut out, &mut first, "source");
-        write_string(&mut out, source);
-        write_member(&mut out, &mut first, "tenant_id");
-        write_string(&mut out, tenant);
+        write_member(out, &mut first, "source");
+        write_string(out, source);
+        write_member(out, &mut first, "tenant_id");
+        write_string(out, tenant);
         out.push(b'}');
     }
     out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"id\":");
-    write_string(&mut out, event_id);
+    write_string(out, event_id);
     out.extend_from_slice(b",\"redactions\":");
     out.extend_from_slice(redactions.to_string().as_bytes());
     out.push(b',');
     let seq_at = out.len();
     if let Some(v) = f.severity {
         out.extend_from_slice(b"\"severity\":");
-        write_string(&mut out, v);
+        write_string(out, v);
         out.push(b',');
     }
     out.extend_from_slice(b"\"source\":");
-    write_string(&mut out, source);
+    write_string(out, source);
     out.extend_from_slice(b",\"specversion\":\"1.0\",");
     let stream_at = out.len();
     if let Some(v) = subject {
         out.extend_from_slice(b"\"subject\":");
-        write_string(&mut out, v);
+        write_string(out, v);
         out.push(b',');
     }
     out.extend_from_slice(b"\"tenantid\":");
-    write_string(&mut out, tenant);
+    let tenant_at = out.len() + 1;
+    write_string(out, tenant);
+    let tenant_range = (tenant_at, out.len() - 1);
     out.extend_from_slice(b",\"time\":");
-    write_string(&mut out, &time);
+    let time_at = out.len() + 1;
+    write_string(out, &time);
+    let time_range = (time_at, out.len() - 1);
     let trace_start = out.len();
     if let Some(v) = f.traceparent {
         out.extend_from_slice(b",\"traceparent\":");
-        write_string(&mut out, v);
+        write_string(out, v);
     }
     if let Some(v) = f.tracestate {
         out.extend_from_slice(b",\"tracestate\":");
-        write_string(&mut out, v);
+        write_string(out, v);
     }
     let trace_end = out.len();
     out.extend_from_slice(b",\"type\":");
@@ -405,36 +477,63 @@ pub fn map_event(native: &Value<'_>, redactions: u64, opts: &MapOptions<'_>) -> 
         let mut t = String::with_capacity(TYPE_PREFIX.len() + event_type.len());
         t.push_str(TYPE_PREFIX);
         t.push_str(event_type);
-        write_string(&mut out, &t);
+        write_string(out, &t);
     } else {
-        write_string(&mut out, event_type);
+        write_string(out, event_type);
     }
     out.push(b'}');
 
     // contenthash excludes the trace context, which sits between "time" and "type".
     let contenthash = if trace_start == trace_end {
-        opts.alg.hash(&out)
+        opts.alg.hash(&out[start..])
     } else {
-        opts.alg.hash_parts(&[&out[..trace_start], &out[trace_end..]])
+        opts.alg.hash_parts(&[&out[start..trace_start], &out[trace_end..]])
     };
-    Ok(Mapped { content: out, seq_at, stream_at, contenthash, time, tenant: tenant.to_string() })
+    Ok(MappedAt {
+        start,
+        end: out.len(),
+        seq_at,
+        stream_at,
+        contenthash,
+        time: time_range,
+        tenant: tenant_range,
+    })
 }
 
 /// Derived event_id: uuid5 over the JCS bytes of the native event (after
 /// redaction) with the defaults for tenant_id and source filled in.
-fn derive_event_id(members: &[(Cow<'_, str>, Value<'_>)], tenant: Option<&str>, source: Option<&str>) -> String {
-    let tenant_v = tenant.map(|t| Value::String(Cow::Borrowed(t)));
-    let source_v = source.map(|s| Value::String(Cow::Borrowed(s)));
-    let mut refs: Vec<(&str, &Value<'_>)> = members.iter().map(|(k, v)| (k.as_ref(), v)).collect();
-    if let Some(v) = &tenant_v {
-        refs.push(("tenant_id", v));
+fn derive_event_id(
+    members: &[(Cow<'_, str>, Value<'_>)],
+    vals: &[u8],
+    spans: &[(usize, usize)],
+    tenant: Option<&str>,
+    source: Option<&str>,
+) -> String {
+    let mut defaults = Vec::new();
+    let mut refs: Vec<(&str, (usize, usize), bool)> =
+        members.iter().zip(spans).map(|((k, _), sp)| (k.as_ref(), *sp, false)).collect();
+    for (key, v) in [("tenant_id", tenant), ("source", source)] {
+        if let Some(v) = v {
+            let start = defaults.len();
+            write_string(&mut defaults, v);
+            refs.push((key, (start, defaults.len()), true));
+        }
     }
-    if let Some(v) = &source_v {
-        refs.push(("source", v));
+    if !defaults.is_empty() {
+        refs.sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
     }
-    let mut buf = Vec::with_capacity(1024);
-    write_refs_object(&mut buf, &mut refs);
-    uuid5(&EVENT_ID_NAMESPACE, &buf)
+    let mut name = Vec::with_capacity(vals.len() + 32 * refs.len() + defaults.len());
+    name.push(b'{');
+    for (i, (k, (s, e), is_default)) in refs.iter().enumerate() {
+        if i > 0 {
+            name.push(b',');
+        }
+        write_string(&mut name, k);
+        name.push(b':');
+        name.extend_from_slice(if *is_default { &defaults[*s..*e] } else { &vals[*s..*e] });
+    }
+    name.push(b'}');
+    uuid5(&EVENT_ID_NAMESPACE, &name)
 }
 
 /// Assembles the final line: content with the chain attributes spliced in, plus '\n'.

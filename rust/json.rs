@@ -326,6 +326,13 @@ impl<'a> Parser<'a> {
         let b = self.b;
         // Fast path: no escapes, borrow the slice.
         let mut i = start;
+        while i + 8 <= b.len() {
+            let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+            if crate::canon::word_needs_escape(w) {
+                break;
+            }
+            i += 8;
+        }
         while i < b.len() {
             let c = b[i];
             if c == b'"' {

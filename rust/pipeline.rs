@@ -17,7 +17,10 @@ use ed25519_dalek::Signer as _;
 
 use crate::canon::write_string;
 use crate::chain::{genesis, leaf_hash, link, MerkleAccumulator};
-use crate::cloudevent::{map_event, uuid5, write_final_line, MapOptions, Mapped, CHECKPOINT_TYPE, EVENT_ID_NAMESPACE};
+use crate::cloudevent::{
+    map_event_into, uuid5, write_final_line, MapOptions, MappedAt, Scratch, CHECKPOINT_TYPE,
+    EVENT_ID_NAMESPACE,
+};
 use crate::digest::{tagged, Digest, HashAlg};
 use crate::json::{self, Value};
 use crate::lines::{Batch, BatchReader, Limits};
@@ -105,13 +108,15 @@ pub trait StreamObserver {
 }
 
 enum Item {
-    Event(Mapped, u64),
+    Event(MappedAt, u64),
     Reject(Reject),
 }
 
+/// A batch after the workers: every mapped event's bytes live in `content`.
 struct Processed {
     index: u64,
     items: Vec<Item>,
+    content: Vec<u8>,
     bytes: u64,
 }
 
@@ -119,13 +124,14 @@ fn reject(line: u64, code: &'static str, reason: String, raw: &[u8]) -> Item {
     Item::Reject(Reject { line, code, reason, raw: raw.to_vec() })
 }
 
-fn process_batch(batch: &Batch, cfg: &StreamConfig, redactor: Option<&dyn Redactor>) -> Processed {
+fn process_batch(batch: &Batch, cfg: &StreamConfig, redactor: Option<&dyn Redactor>, scratch: &mut Scratch) -> Processed {
     let opts = MapOptions {
         default_tenant: cfg.default_tenant.as_deref(),
         default_source: cfg.default_source.as_deref(),
         alg: cfg.alg,
     };
     let mut items = Vec::with_capacity(batch.lines.len());
+    let mut content = Vec::with_capacity(batch.data.len() * 3 / 2 + 4096);
     for l in &batch.lines {
         let mut raw = batch.line(l);
         if let Some(total) = l.overlong {
@@ -155,12 +161,12 @@ fn process_batch(batch: &Batch, cfg: &StreamConfig, redactor: Option<&dyn Redact
             }
         };
         let redactions = redactor.map_or(0, |r| r.redact(&mut v));
-        match map_event(&v, redactions, &opts) {
+        match map_event_into(&v, redactions, &opts, scratch, &mut content) {
             Ok(m) => items.push(Item::Event(m, redactions)),
             Err(e) => items.push(reject(l.number, "INVALID_EVENT", e.to_string(), raw)),
         }
     }
-    Processed { index: batch.index, items, bytes: batch.data.len() as u64 + batch.lines.len() as u64 }
+    Processed { index: batch.index, items, content, bytes: batch.data.len() as u64 + batch.lines.len() as u64 }
 }
 
 /// Order-dependent state: seq, chain, Merkle accumulator, checkpoints, output buffer.
@@ -201,16 +207,16 @@ impl<'w, W: Write> Writer<'w, W> {
         }
     }
 
-    fn append(&mut self, m: &Mapped) -> Result<(), StreamError> {
+    fn append(&mut self, buf: &[u8], m: &MappedAt) -> Result<(), StreamError> {
         if self.seq >= self.cfg.limits.max_records {
             return Err(StreamError::TooManyRecords(self.seq));
         }
         let chain = link(self.cfg.alg, &self.prev, &m.contenthash, self.seq);
         write_final_line(
             &mut self.buf,
-            &m.content,
-            m.seq_at,
-            m.stream_at,
+            &buf[m.start..m.end],
+            m.seq_at - m.start,
+            m.stream_at - m.start,
             self.cfg.alg,
             &m.contenthash,
             &chain,
@@ -226,16 +232,18 @@ impl<'w, W: Write> Writer<'w, W> {
         Ok(())
     }
 
-    fn event(&mut self, m: &Mapped, redactions: u64) -> Result<(), StreamError> {
-        self.append(m)?;
+    fn event(&mut self, buf: &[u8], m: &MappedAt, redactions: u64) -> Result<(), StreamError> {
+        self.append(buf, m)?;
         self.stats.events += 1;
         self.stats.redactions += redactions;
         self.since_checkpoint += 1;
-        if m.time != self.last_time {
-            self.last_time.clone_from(&m.time);
+        let time = &buf[m.time.0..m.time.1];
+        if time != self.last_time.as_bytes() {
+            self.last_time = String::from_utf8_lossy(time).into_owned();
         }
-        if m.tenant != self.last_tenant {
-            self.last_tenant.clone_from(&m.tenant);
+        let tenant = &buf[m.tenant.0..m.tenant.1];
+        if tenant != self.last_tenant.as_bytes() {
+            self.last_tenant = String::from_utf8_lossy(tenant).into_owned();
         }
         if self.cfg.checkpoint_every > 0 && self.since_checkpoint >= self.cfg.checkpoint_every {
             self.checkpoint()?;
@@ -292,8 +300,10 @@ impl<'w, W: Write> Writer<'w, W> {
         ])
         .map_err(StreamError::Config)?;
         let opts = MapOptions { default_tenant: None, default_source: None, alg };
-        let mapped = map_event(&native, 0, &opts).map_err(|e| StreamError::Config(format!("checkpoint: {e}")))?;
-        self.append(&mapped)?;
+        let mut content = Vec::with_capacity(1024);
+        let mapped = map_event_into(&native, 0, &opts, &mut Scratch::default(), &mut content)
+            .map_err(|e| StreamError::Config(format!("checkpoint: {e}")))?;
+        self.append(&content, &mapped)?;
         self.stats.checkpoints += 1;
         self.stats.merkle_root = Some(root);
         self.since_checkpoint = 0;
@@ -312,12 +322,12 @@ impl<'w, W: Write> Writer<'w, W> {
 
     fn consume(&mut self, p: Processed, obs: &mut dyn StreamObserver) -> Result<(), StreamError> {
         self.stats.bytes_in += p.bytes;
-        for item in p.items {
+        for item in &p.items {
             match item {
-                Item::Event(m, r) => self.event(&m, r)?,
+                Item::Event(m, r) => self.event(&p.content, m, *r)?,
                 Item::Reject(r) => {
                     self.stats.rejected += 1;
-                    obs.reject(&r)?;
+                    obs.reject(r)?;
                 }
             }
         }
@@ -351,8 +361,9 @@ pub fn run<R: Read + Send, W: Write>(
     let mut reader = BatchReader::new(input, cfg.limits, None);
     let mut writer = Writer::new(cfg, output);
     if cfg.threads <= 1 {
+        let mut scratch = Scratch::default();
         while let Some(batch) = reader.next_batch()? {
-            writer.consume(process_batch(&batch, cfg, redactor), obs)?;
+            writer.consume(process_batch(&batch, cfg, redactor, &mut scratch), obs)?;
         }
         return writer.finish();
     }
@@ -372,8 +383,9 @@ pub fn run<R: Read + Send, W: Write>(
         for _ in 0..cfg.threads {
             let (rx, tx) = (batch_rx.clone(), done_tx.clone());
             scope.spawn(move || {
+                let mut scratch = Scratch::default();
                 for batch in rx {
-                    if tx.send(process_batch(&batch, cfg, redactor)).is_err() {
+                    if tx.send(process_batch(&batch, cfg, redactor, &mut scratch)).is_err() {
                         break;
                     }
                 }

@@ -157,6 +157,15 @@ def _open_sink(dst: Sink) -> Iterator[BinaryIO]:
             sys.stdout.buffer.flush()
             return
         path = Path(dst)
+        if path.exists() and not path.is_file():
+            # A device, FIFO or socket (/dev/null, a named pipe): never rename over it.
+            try:
+                special = open(path, "wb")  # noqa: SIM115 - closed by the with below
+            except OSError as e:
+                raise ConfigError(f"cannot write output {str(dst)!r}: {e.strerror or e}") from None
+            with special:
+                yield special
+            return
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
         except OSError as e:
