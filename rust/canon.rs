@@ -134,12 +134,17 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let mut run = 0; // start of bytes not yet copied
     let mut i = 0;
     while i < b.len() {
-        if i + 8 <= b.len() {
-            let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-            if !word_needs_escape(w) {
-                i += 8;
-                continue;
-            }
+        let w = if i + 8 <= b.len() {
+            u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]))
+        } else {
+            // Pad the tail with a byte that never needs escaping.
+            let mut tail = [b'a'; 8];
+            tail[..b.len() - i].copy_from_slice(&b[i..]);
+            u64::from_le_bytes(tail)
+        };
+        if !word_needs_escape(w) {
+            i += 8;
+            continue;
         }
         let c = b[i];
         if NEEDS_ESCAPE[c as usize] {

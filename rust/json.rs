@@ -134,7 +134,7 @@ pub fn parse(input: &[u8], max_depth: usize) -> Result<Value<'_>, ParseError> {
         kind: ParseErrorKind::InvalidUtf8,
         offset: e.valid_up_to(),
     })?;
-    let mut p = Parser { s: text, b: input, pos: 0, max_depth };
+    let mut p = Parser { s: text, b: input, pos: 0, max_depth, members: Vec::new(), items: Vec::new() };
     p.skip_ws();
     let v = p.value(0)?;
     p.skip_ws();
@@ -149,6 +149,10 @@ struct Parser<'a> {
     b: &'a [u8],
     pos: usize,
     max_depth: usize,
+    /// Shared stacks: containers collect their children here and take an
+    /// exactly sized Vec at the end (one allocation per container).
+    members: Vec<(Cow<'a, str>, Value<'a>)>,
+    items: Vec<Value<'a>>,
 }
 
 impl<'a> Parser<'a> {
@@ -201,12 +205,25 @@ impl<'a> Parser<'a> {
     fn object(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
         self.enter(depth)?;
         self.pos += 1;
-        let mut members = Vec::new();
         self.skip_ws();
         if self.b.get(self.pos) == Some(&b'}') {
             self.pos += 1;
-            return Ok(Value::Object(members));
+            return Ok(Value::Object(Vec::new()));
         }
+        let base = self.members.len();
+        let result = self.object_members(depth);
+        if let Err(e) = result {
+            self.members.truncate(base);
+            return Err(e);
+        }
+        let mut members: Vec<_> = self.members.drain(base..).collect();
+        let at = self.pos;
+        sort_members(&mut members)
+            .map_err(|k| ParseError { kind: ParseErrorKind::DuplicateKey(k), offset: at })?;
+        Ok(Value::Object(members))
+    }
+
+    fn object_members(&mut self, depth: usize) -> Result<(), ParseError> {
         loop {
             self.skip_ws();
             if self.b.get(self.pos) != Some(&b'"') {
@@ -220,46 +237,51 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             self.skip_ws();
             let v = self.value(depth)?;
-            members.push((key, v));
+            self.members.push((key, v));
             self.skip_ws();
             match self.b.get(self.pos) {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    break;
+                    return Ok(());
                 }
                 _ => return Err(self.err("expected ',' or '}' in object")),
             }
         }
-        let at = self.pos;
-        sort_members(&mut members)
-            .map_err(|k| ParseError { kind: ParseErrorKind::DuplicateKey(k), offset: at })?;
-        Ok(Value::Object(members))
     }
 
     fn array(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
         self.enter(depth)?;
         self.pos += 1;
-        let mut items = Vec::new();
         self.skip_ws();
         if self.b.get(self.pos) == Some(&b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        let base = self.items.len();
+        let result = self.array_items(depth);
+        if let Err(e) = result {
+            self.items.truncate(base);
+            return Err(e);
+        }
+        Ok(Value::Array(self.items.drain(base..).collect()))
+    }
+
+    fn array_items(&mut self, depth: usize) -> Result<(), ParseError> {
         loop {
             self.skip_ws();
-            items.push(self.value(depth)?);
+            let v = self.value(depth)?;
+            self.items.push(v);
             self.skip_ws();
             match self.b.get(self.pos) {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    break;
+                    return Ok(());
                 }
                 _ => return Err(self.err("expected ',' or ']' in array")),
             }
         }
-        Ok(Value::Array(items))
     }
 
     fn number(&mut self) -> Result<Value<'a>, ParseError> {

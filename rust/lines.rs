@@ -115,8 +115,17 @@ impl<R: Read> BatchReader<R> {
     }
 
     /// Next batch of complete lines, or None at the end of input.
+    /// Next batch of complete lines, or None at the end of input.
     pub fn next_batch(&mut self) -> io::Result<Option<Batch>> {
-        let mut batch = Batch { index: self.batch_index, data: Vec::with_capacity(BATCH_BYTES + 4096), lines: Vec::new() };
+        self.next_batch_reusing(None)
+    }
+
+    /// Like `next_batch`; `spare` is a
+    /// buffer from an earlier batch to reuse (fresh large buffers cost page faults).
+    pub fn next_batch_reusing(&mut self, spare: Option<Vec<u8>>) -> io::Result<Option<Batch>> {
+        let mut data = spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + 4096));
+        data.clear();
+        let mut batch = Batch { index: self.batch_index, data, lines: Vec::with_capacity(BATCH_LINES / 2) };
         loop {
             if batch.data.len() >= BATCH_BYTES || batch.lines.len() >= BATCH_LINES {
                 break;

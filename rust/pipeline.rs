@@ -124,14 +124,21 @@ fn reject(line: u64, code: &'static str, reason: String, raw: &[u8]) -> Item {
     Item::Reject(Reject { line, code, reason, raw: raw.to_vec() })
 }
 
-fn process_batch(batch: &Batch, cfg: &StreamConfig, redactor: Option<&dyn Redactor>, scratch: &mut Scratch) -> Processed {
+fn process_batch(
+    batch: &Batch,
+    cfg: &StreamConfig,
+    redactor: Option<&dyn Redactor>,
+    scratch: &mut Scratch,
+    mut content: Vec<u8>,
+) -> Processed {
     let opts = MapOptions {
         default_tenant: cfg.default_tenant.as_deref(),
         default_source: cfg.default_source.as_deref(),
         alg: cfg.alg,
     };
     let mut items = Vec::with_capacity(batch.lines.len());
-    let mut content = Vec::with_capacity(batch.data.len() * 3 / 2 + 4096);
+    content.clear();
+    content.reserve(batch.data.len() * 3 / 2 + 4096);
     for l in &batch.lines {
         let mut raw = batch.line(l);
         if let Some(total) = l.overlong {
@@ -320,7 +327,7 @@ impl<'w, W: Write> Writer<'w, W> {
         Ok(())
     }
 
-    fn consume(&mut self, p: Processed, obs: &mut dyn StreamObserver) -> Result<(), StreamError> {
+    fn consume(&mut self, p: &Processed, obs: &mut dyn StreamObserver) -> Result<(), StreamError> {
         self.stats.bytes_in += p.bytes;
         for item in &p.items {
             match item {
@@ -362,18 +369,25 @@ pub fn run<R: Read + Send, W: Write>(
     let mut writer = Writer::new(cfg, output);
     if cfg.threads <= 1 {
         let mut scratch = Scratch::default();
-        while let Some(batch) = reader.next_batch()? {
-            writer.consume(process_batch(&batch, cfg, redactor, &mut scratch), obs)?;
+        let (mut spare_data, mut spare_content) = (None, Vec::new());
+        while let Some(batch) = reader.next_batch_reusing(spare_data.take())? {
+            let p = process_batch(&batch, cfg, redactor, &mut scratch, std::mem::take(&mut spare_content));
+            writer.consume(&p, obs)?;
+            spare_data = Some(batch.data);
+            spare_content = p.content;
         }
         return writer.finish();
     }
 
+    // Used buffers flow back upstream so steady state allocates nothing large.
     let depth = cfg.threads * 4;
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(depth);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Processed>(depth);
+    let (free_data_tx, free_data_rx) = crossbeam_channel::bounded::<Vec<u8>>(depth * 2);
+    let (free_content_tx, free_content_rx) = crossbeam_channel::bounded::<Vec<u8>>(depth * 2);
     std::thread::scope(|scope| {
         let reader_handle = scope.spawn(move || -> io::Result<()> {
-            while let Some(batch) = reader.next_batch()? {
+            while let Some(batch) = reader.next_batch_reusing(free_data_rx.try_recv().ok())? {
                 if batch_tx.send(batch).is_err() {
                     break; // the writer stopped early
                 }
@@ -382,10 +396,14 @@ pub fn run<R: Read + Send, W: Write>(
         });
         for _ in 0..cfg.threads {
             let (rx, tx) = (batch_rx.clone(), done_tx.clone());
+            let (free_data, free_content) = (free_data_tx.clone(), free_content_rx.clone());
             scope.spawn(move || {
                 let mut scratch = Scratch::default();
                 for batch in rx {
-                    if tx.send(process_batch(&batch, cfg, redactor, &mut scratch)).is_err() {
+                    let content = free_content.try_recv().unwrap_or_default();
+                    let p = process_batch(&batch, cfg, redactor, &mut scratch, content);
+                    let _ = free_data.try_send(batch.data);
+                    if tx.send(p).is_err() {
                         break;
                     }
                 }
@@ -393,6 +411,7 @@ pub fn run<R: Read + Send, W: Write>(
         }
         drop(batch_rx);
         drop(done_tx);
+        drop(free_data_tx);
 
         let mut pending: BTreeMap<u64, Processed> = BTreeMap::new();
         let mut next = 0u64;
@@ -401,7 +420,9 @@ pub fn run<R: Read + Send, W: Write>(
             pending.insert(p.index, p);
             while let Some(p) = pending.remove(&next) {
                 next += 1;
-                if let Err(e) = writer.consume(p, obs) {
+                let consumed = writer.consume(&p, obs);
+                let _ = free_content_tx.try_send(p.content);
+                if let Err(e) = consumed {
                     result = Err(e);
                     break;
                 }

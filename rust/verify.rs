@@ -76,6 +76,15 @@ pub struct VerifyReport {
     pub contenthashes: Vec<Digest>,
 }
 
+/// The head and Merkle root a checkpoint claims, checked once every record it covers is in.
+struct SealCheck {
+    line: u64,
+    seq: u64,
+    last_seq: u64,
+    head: String,
+    merkle_root: String,
+}
+
 struct Pending {
     line: u64,
     content: Digest,
@@ -97,8 +106,14 @@ struct State {
     /// Records that arrived before an earlier seq: seq → contenthash.
     early_leaves: BTreeMap<u64, Digest>,
     last_checkpoint_seq: Option<u64>,
-    tail_first: Option<(u64, u64)>,
-    tail_count: u64,
+    /// Checkpoints that arrived before a record they cover: checked once it arrives.
+    deferred: BTreeMap<u64, SealCheck>,
+    /// Highest seq covered by a checkpoint so far.
+    max_sealed: Option<u64>,
+    /// Event records not (yet) covered by a checkpoint: seq → line.
+    unsealed: BTreeMap<u64, u64>,
+    /// Seq of the checkpoint whose Merkle root was last confirmed.
+    confirmed_root_seq: Option<u64>,
 }
 
 const EARLY_LEAF_CAP: usize = 1 << 20;
@@ -160,6 +175,9 @@ impl State {
         }
         let mut next = Some(*content);
         while let Some(c) = next {
+            if let Some(check) = self.deferred.remove(&self.merkle.size()) {
+                self.seal_check(check);
+            }
             let leaf = leaf_hash(self.alg, &c);
             self.merkle.push_leaf_hash(leaf);
             if self.opts.collect {
@@ -274,14 +292,15 @@ impl State {
         if is_checkpoint {
             self.checkpoint(line, seq, v);
             self.report.checkpoints += 1;
-            self.tail_first = None;
-            self.tail_count = 0;
+            if seq > 0 && self.max_sealed.is_none_or(|m| seq - 1 > m) {
+                self.max_sealed = Some(seq - 1);
+                self.unsealed = self.unsealed.split_off(&seq);
+            }
         } else {
             self.report.events += 1;
-            if self.tail_first.is_none() {
-                self.tail_first = Some((line, seq));
+            if self.max_sealed.is_none_or(|m| seq > m) {
+                self.unsealed.insert(seq, line);
             }
-            self.tail_count += 1;
         }
         self.push_leaf(seq, &effective);
     }
@@ -301,7 +320,6 @@ impl State {
     }
 
     fn checkpoint(&mut self, line: u64, seq: u64, v: &Value<'_>) {
-        let alg = self.alg;
         let Some(payload @ Value::Object(pm)) = v.get("data").and_then(|d| d.get("payload")) else {
             self.problem(line, Some(seq), "CHECKPOINT_MISMATCH", "checkpoint has no data.payload object".into(), None, None);
             return;
@@ -331,21 +349,20 @@ impl State {
         if text("stream_id") != self.stream_id.as_deref() {
             mismatch(self, "stream_id", self.stream_id.clone().unwrap_or_default(), text("stream_id").unwrap_or("").into());
         }
-        if let Some(head) = self.chains.get(&last_seq).copied() {
-            let claimed = text("head").unwrap_or("");
-            if parse_tagged(claimed) != Some((alg, head)) {
-                mismatch(self, "head", tagged(alg, &head), claimed.into());
-            }
-        }
         let claimed_root = text("merkle_root").and_then(parse_tagged).map(|x| x.1);
-        // Only checkable when every earlier record arrived (gaps are reported on their own).
+        let check = SealCheck {
+            line,
+            seq,
+            last_seq,
+            head: text("head").unwrap_or("").to_string(),
+            merkle_root: text("merkle_root").unwrap_or("").to_string(),
+        };
+        // Checkable once every record it covers is in; a record still missing
+        // then is a gap, reported on its own.
         if self.merkle.size() == seq {
-            let root = self.merkle.root();
-            if claimed_root != Some(root) {
-                mismatch(self, "merkle_root", tagged(alg, &root), text("merkle_root").unwrap_or("").into());
-            } else {
-                self.report.merkle_root = Some(root);
-            }
+            self.seal_check(check);
+        } else if self.merkle.size() < seq {
+            self.deferred.insert(seq, check);
         }
         match (&self.opts.public_key, text("signature")) {
             (Some(key), Some(sig_b64)) => {
@@ -370,17 +387,33 @@ impl State {
         self.last_checkpoint_seq = Some(seq);
     }
 
+    fn seal_check(&mut self, c: SealCheck) {
+        let alg = self.alg;
+        if let Some(head) = self.chains.get(&c.last_seq).copied() {
+            if parse_tagged(&c.head) != Some((alg, head)) {
+                self.problem(c.line, Some(c.seq), "CHECKPOINT_MISMATCH", "checkpoint head is wrong".into(), Some(tagged(alg, &head)), Some(c.head.clone()));
+            }
+        }
+        let root = self.merkle.root();
+        if parse_tagged(&c.merkle_root) != Some((alg, root)) {
+            self.problem(c.line, Some(c.seq), "CHECKPOINT_MISMATCH", "checkpoint merkle_root is wrong".into(), Some(tagged(alg, &root)), Some(c.merkle_root));
+        } else if self.confirmed_root_seq.is_none_or(|s| c.seq > s) {
+            self.confirmed_root_seq = Some(c.seq);
+            self.report.merkle_root = Some(root);
+        }
+    }
+
     fn finish(mut self, bytes: u64, digest: Option<Digest>) -> VerifyReport {
         for (start, (end, line, found)) in std::mem::take(&mut self.missing) {
             let what = if end - start == 1 { format!("seq {start} is missing") } else { format!("seqs {start}..{} are missing", end - 1) };
             self.problem(line, Some(found), "SEQ_GAP", what, Some(start.to_string()), Some(found.to_string()));
         }
-        if let Some((line, seq)) = self.tail_first {
+        if let Some((&seq, &line)) = self.unsealed.first_key_value() {
             let p = Problem {
                 line,
                 seq: Some(seq),
                 code: "UNSEALED_TAIL",
-                detail: format!("{} record(s) after the last checkpoint are not sealed", self.tail_count),
+                detail: format!("{} record(s) are not covered by any checkpoint", self.unsealed.len()),
                 expected: None,
                 found: None,
             };
@@ -394,7 +427,7 @@ impl State {
             self.problem(0, None, "UNSEALED_TAIL", "input holds no records, so nothing is sealed".into(), None, None);
         }
         self.report.errors.sort_by_key(|p| (p.line, p.code));
-        self.report.sealed = self.report.records > 0 && self.tail_first.is_none();
+        self.report.sealed = self.report.records > 0 && self.unsealed.is_empty();
         self.report.stream_id = self.stream_id;
         self.report.bytes = bytes;
         self.report.input_sha256 = digest;
@@ -420,8 +453,10 @@ pub fn verify<R: Read>(input: R, opts: VerifyOptions) -> std::io::Result<VerifyR
         merkle: MerkleAccumulator::new(alg),
         early_leaves: BTreeMap::new(),
         last_checkpoint_seq: None,
-        tail_first: None,
-        tail_count: 0,
+        deferred: BTreeMap::new(),
+        max_sealed: None,
+        unsealed: BTreeMap::new(),
+        confirmed_root_seq: None,
     };
     'outer: while let Some(batch) = reader.next_batch()? {
         for l in &batch.lines {

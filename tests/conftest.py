@@ -21,9 +21,8 @@ BENCHES = Path(__file__).resolve().parent.parent / "benches"
 if str(BENCHES) not in sys.path:
     sys.path.insert(0, str(BENCHES))
 
-from gen_events import generate  # noqa: E402
-
 from agent_bom import evidence as ev  # noqa: E402
+from gen_events import generate  # noqa: E402
 
 AGENT_BOM = Path(sys.executable).parent / "agent-bom"
 
@@ -33,10 +32,19 @@ def native_ndjson(count: int, seed: int = 1) -> bytes:
     return b"".join(line + b"\n" for line in generate(count, seed))
 
 
-def stream_bytes(data: bytes, *, stream_id: str = "s-test", checkpoint_every: int = 10, **kw: object) -> bytes:
+def stream_bytes(
+    data: bytes, *, stream_id: str = "s-test", checkpoint_every: int = 10, **kw: object
+) -> bytes:
     """Run the Python API over ``data`` and return the evidence stream bytes."""
     out = io.BytesIO()
-    ev.stream(io.BytesIO(data), out, stream_id=stream_id, checkpoint_every=checkpoint_every, threads=1, **kw)  # type: ignore[arg-type]
+    ev.stream(
+        io.BytesIO(data),
+        out,
+        stream_id=stream_id,
+        checkpoint_every=checkpoint_every,
+        threads=1,
+        **kw,
+    )  # type: ignore[arg-type]
     return out.getvalue()
 
 
@@ -107,7 +115,9 @@ def verify_bytes() -> Callable[..., ev.VerifyReport]:
 def cli() -> Callable[..., CliResult]:
     """Run ``agent-bom ARGS`` in a subprocess; returns exit code, stdout bytes, stderr text."""
 
-    def run(*args: str | os.PathLike[str], stdin: bytes | None = None, timeout: float = 60) -> CliResult:
+    def run(
+        *args: str | os.PathLike[str], stdin: bytes | None = None, timeout: float = 60
+    ) -> CliResult:
         env = dict(os.environ, COLUMNS="250", NO_COLOR="1", CI="1")
         p = subprocess.run(
             [str(AGENT_BOM), *map(str, args)],
@@ -130,7 +140,7 @@ class KeyPair:
 
 @pytest.fixture
 def ed25519_keys(tmp_path: Path) -> KeyPair:
-    """An Ed25519 signing key (PKCS#8 PEM), its public key and an unrelated public key (SPKI PEM)."""
+    """An Ed25519 signing key (PKCS#8 PEM), its public key and an unrelated one (SPKI PEM)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -143,7 +153,9 @@ def ed25519_keys(tmp_path: Path) -> KeyPair:
     kp = KeyPair(tmp_path / "checkpoint.key", tmp_path / "checkpoint.pub", tmp_path / "other.pub")
     kp.private_pem.write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
     )
     kp.public_pem.write_bytes(pub_pem(key))

@@ -23,7 +23,16 @@ import pytest
 from agent_bom import _core
 
 AGENT_BOM = Path(sys.executable).parent / "agent-bom"
-REPORT_KEYS = {"ok", "events", "checkpoints", "sealed", "stream_id", "head", "merkle_root", "errors"}
+REPORT_KEYS = {
+    "ok",
+    "events",
+    "checkpoints",
+    "sealed",
+    "stream_id",
+    "head",
+    "merkle_root",
+    "errors",
+}
 PROBLEM_KEYS = {"line", "seq", "code", "detail", "expected", "found"}
 
 
@@ -46,7 +55,17 @@ def native_file(tmp_path, native) -> Path:
 def evidence_file(tmp_path, native_file, cli) -> Path:
     """60 events, checkpoint every 16: 64 records, sealed."""
     out = tmp_path / "evidence.ndjson"
-    p = cli("evidence", "stream", native_file, "-o", out, "--stream-id", "cli-test", "--checkpoint-every", "16")
+    p = cli(
+        "evidence",
+        "stream",
+        native_file,
+        "-o",
+        out,
+        "--stream-id",
+        "cli-test",
+        "--checkpoint-every",
+        "16",
+    )
     assert p.returncode == 0, p.stderr
     assert len(out.read_bytes().splitlines()) == 64
     return out
@@ -57,14 +76,26 @@ def evidence_file(tmp_path, native_file, cli) -> Path:
 BAD_LINES = {
     # line number in the mixed input -> (code, words the reason must contain, text)
     2: ("INVALID_EVENT", ["object"], b"[1,2,3]"),
-    4: ("INVALID_EVENT", ["created_at"],
-        b'{"tenant_id":"acme","source":"urn:x","event_type":"finding.created","payload":{"a":2}}'),
-    5: ("INVALID_EVENT", ["event_type", "bogus"],
-        b'{"tenant_id":"acme","source":"urn:x","event_type":"bogus","created_at":"2026-05-01T12:00:00Z"}'),
-    7: ("INVALID_EVENT", ["created_at", "yesterday"],
-        b'{"tenant_id":"acme","source":"urn:x","event_type":"finding.created","created_at":"yesterday"}'),
-    8: ("INVALID_EVENT", ["created_at"],
-        b'{"tenant_id":"acme","source":"urn:x","event_type":"finding.created","created_at":"2026-13-45T99:00:00Z"}'),
+    4: (
+        "INVALID_EVENT",
+        ["created_at"],
+        b'{"tenant_id":"acme","source":"urn:x","event_type":"finding.created","payload":{"a":2}}',
+    ),
+    5: (
+        "INVALID_EVENT",
+        ["event_type", "bogus"],
+        b'{"tenant_id":"acme","source":"urn:x","event_type":"bogus","created_at":"2026-05-01T12:00:00Z"}',
+    ),
+    7: (
+        "INVALID_EVENT",
+        ["created_at", "yesterday"],
+        b'{"tenant_id":"acme","source":"urn:x","event_type":"finding.created","created_at":"yesterday"}',
+    ),
+    8: (
+        "INVALID_EVENT",
+        ["created_at"],
+        b'{"tenant_id":"acme","source":"urn:x","event_type":"finding.created","created_at":"2026-13-45T99:00:00Z"}',
+    ),
     10: ("MALFORMED_JSON", [], b'{"tenant_id":"acme", "source": oops'),
 }
 
@@ -110,10 +141,71 @@ def test_stream_reports_each_bad_line_and_still_streams_the_good_ones(tmp_path, 
 
 def test_stream_exits_0_when_every_line_is_accepted(native_file, tmp_path, cli):
     out = tmp_path / "out.ndjson"
-    p = cli("evidence", "stream", native_file, "-o", out, "--stream-id", "ok", "--rejects", tmp_path / "r.ndjson")
+    p = cli(
+        "evidence",
+        "stream",
+        native_file,
+        "-o",
+        out,
+        "--stream-id",
+        "ok",
+        "--rejects",
+        tmp_path / "r.ndjson",
+    )
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "r.ndjson").read_bytes() == b""
     assert re.search(r"\b60 events, 0 rejected", p.stderr), p.stderr
+
+
+def test_stream_reports_rejects_in_input_order_across_threads_and_caps_stderr(
+    tmp_path, native, cli
+):
+    good = iter(native(3000, seed=9).splitlines())
+    bad = list(range(5, 3000, 97))  # 31 bad lines spread over many read batches
+    lines = [b'{"oops"' if n in bad else next(good) for n in range(1, 3000 + len(bad) + 1)]
+    src = tmp_path / "many.ndjson"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    outs = []
+    for threads in ("1", "4"):
+        out, rej = tmp_path / f"out-{threads}.ndjson", tmp_path / f"rej-{threads}.ndjson"
+        p = cli(
+            "evidence",
+            "stream",
+            src,
+            "-o",
+            out,
+            "--stream-id",
+            "many",
+            "--threads",
+            threads,
+            "--checkpoint-every",
+            "100",
+            "--rejects",
+            rej,
+        )
+        assert p.returncode == 3, p.stderr
+        assert [orjson.loads(x)["line"] for x in rej.read_bytes().splitlines()] == bad
+        shown = [int(n) for n in re.findall(r"^line (\d+): MALFORMED_JSON", p.stderr, re.M)]
+        assert shown == bad[:20]  # the first 20 on stderr, then a pointer to --rejects
+        assert "--rejects" in p.stderr
+        assert re.search(r"3,000 events, 31 rejected, 30 checkpoints", p.stderr), p.stderr
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_stream_reject_line_numbers_count_blank_lines(tmp_path, native, cli):
+    good = native(3, seed=4).splitlines()
+    src = tmp_path / "blank.ndjson"
+    src.write_bytes(b"\n".join([good[0], b"", b"   ", good[1], b"{bad", good[2]]) + b"\n")
+    rej = tmp_path / "r.ndjson"
+    p = cli(
+        "evidence", "stream", src, "-o", tmp_path / "o.ndjson", "--stream-id", "b", "--rejects", rej
+    )
+    assert p.returncode == 3, p.stderr
+    assert [(r["line"], r["code"]) for r in map(orjson.loads, rej.read_bytes().splitlines())] == [
+        (5, "MALFORMED_JSON")
+    ]
+    assert len((tmp_path / "o.ndjson").read_bytes().splitlines()) == 4
 
 
 # --------------------------------------------------------------------------- verify --json
@@ -123,9 +215,14 @@ def test_verify_json_report_for_valid_stream_exits_0(evidence_file, cli):
     p = cli("evidence", "verify", evidence_file, "--json")
     assert p.returncode == 0, p.stderr
     rep = json.loads(p.stdout)
-    assert REPORT_KEYS <= set(rep)
+    assert set(rep) >= REPORT_KEYS
     assert rep["ok"] is True and rep["errors"] == []
-    assert (rep["events"], rep["checkpoints"], rep["sealed"], rep["stream_id"]) == (60, 4, True, "cli-test")
+    assert (rep["events"], rep["checkpoints"], rep["sealed"], rep["stream_id"]) == (
+        60,
+        4,
+        True,
+        "cli-test",
+    )
     last = orjson.loads(evidence_file.read_bytes().splitlines()[-1])
     assert rep["head"] == last["chainhash"]
     assert rep["merkle_root"] == last["data"]["payload"]["merkle_root"]
@@ -139,7 +236,7 @@ def test_verify_json_report_for_tampered_stream_exits_1(evidence_file, tmp_path,
     p = cli("evidence", "verify", bad, "--json")
     assert p.returncode == 1, p.stderr
     rep = json.loads(p.stdout)
-    assert REPORT_KEYS <= set(rep)
+    assert set(rep) >= REPORT_KEYS
     assert rep["ok"] is False
     assert [set(e) for e in rep["errors"]] == [PROBLEM_KEYS]
     e = rep["errors"][0]
@@ -182,9 +279,12 @@ def test_verify_missing_file_exits_2_without_traceback(tmp_path, cli):
 def test_verify_unreadable_public_key_exits_2_without_traceback(evidence_file, tmp_path, cli):
     junk = tmp_path / "junk.pub"
     junk.write_text("not a key\n")
-    _assert_clean_usage_error(cli("evidence", "verify", evidence_file, "--public-key", junk), "junk.pub")
     _assert_clean_usage_error(
-        cli("evidence", "verify", evidence_file, "--public-key", tmp_path / "absent.pub"), "absent.pub"
+        cli("evidence", "verify", evidence_file, "--public-key", junk), "junk.pub"
+    )
+    _assert_clean_usage_error(
+        cli("evidence", "verify", evidence_file, "--public-key", tmp_path / "absent.pub"),
+        "absent.pub",
     )
 
 
@@ -199,17 +299,111 @@ def test_stream_with_non_key_signing_key_exits_2_and_writes_no_output(native_fil
     not_a_key = tmp_path / "notakey.pem"
     not_a_key.write_text("-----BEGIN NONSENSE-----\nAAAA\n-----END NONSENSE-----\n")
     out = tmp_path / "out.ndjson"
-    p = cli("evidence", "stream", native_file, "-o", out, "--stream-id", "x",
-            "--signing-key", not_a_key, "--key-id", "k1")
+    p = cli(
+        "evidence",
+        "stream",
+        native_file,
+        "-o",
+        out,
+        "--stream-id",
+        "x",
+        "--signing-key",
+        not_a_key,
+        "--key-id",
+        "k1",
+    )
     _assert_clean_usage_error(p, "notakey.pem")
     assert not out.exists()
     assert not list(tmp_path.glob("*.partial"))
 
 
 def test_stream_signing_key_without_key_id_exits_2(native_file, tmp_path, cli, ed25519_keys):
-    p = cli("evidence", "stream", native_file, "-o", tmp_path / "o", "--stream-id", "x",
-            "--signing-key", ed25519_keys.private_pem)
+    p = cli(
+        "evidence",
+        "stream",
+        native_file,
+        "-o",
+        tmp_path / "o",
+        "--stream-id",
+        "x",
+        "--signing-key",
+        ed25519_keys.private_pem,
+    )
     _assert_clean_usage_error(p, "--key-id")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["evidence", "stream", "{native}", "--stream-id=", "-o", "{tmp}/o"], "stream"),
+        (
+            ["evidence", "stream", "{native}", "--stream-id", "x", "-o", "{tmp}/no/such/dir/o"],
+            "no/such/dir",
+        ),
+        (
+            [
+                "evidence",
+                "stream",
+                "{native}",
+                "--stream-id",
+                "x",
+                "-o",
+                "{tmp}/o",
+                "--rejects",
+                "{tmp}/no/r",
+            ],
+            "--rejects",
+        ),
+        (
+            [
+                "evidence",
+                "stream",
+                "{native}",
+                "--stream-id",
+                "x",
+                "-o",
+                "{tmp}/o",
+                "--signing-key",
+                "{tmp}",
+                "--key-id",
+                "k",
+            ],
+            "signing key",
+        ),
+        (["evidence", "verify", "{tmp}"], "cannot read"),
+        (["evidence", "verify"], "verify"),
+        (["evidence", "verify", "--proof", "{native}"], "--proof"),
+        (["evidence", "verify", "--proof", "{tmp}/absent.json"], "absent.json"),
+        (["evidence", "prove", "{tmp}/absent.ndjson", "--seq", "1"], "absent.ndjson"),
+        (["evidence", "export", "{tmp}/absent.ndjson", "-o", "{tmp}/b.tar.gz"], "absent.ndjson"),
+    ],
+    ids=[
+        "empty-stream-id",
+        "output-dir-missing",
+        "rejects-dir-missing",
+        "signing-key-is-dir",
+        "verify-dir",
+        "verify-no-input",
+        "proof-not-json",
+        "proof-missing",
+        "prove-missing",
+        "export-missing",
+    ],
+)
+def test_unusable_input_or_option_exits_2_without_traceback(
+    args, needle, native_file, tmp_path, cli
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = [a.format(native=native_file, tmp=work) for a in args]
+    _assert_clean_usage_error(cli(*argv), needle)
+    assert not (work / "o").exists() and not list(work.glob("*.partial"))
+
+
+def test_verify_proof_with_missing_fields_exits_2(tmp_path, cli):
+    p = tmp_path / "p.json"
+    p.write_text('{"seq": 1}')
+    _assert_clean_usage_error(cli("evidence", "verify", "--proof", p), "inclusion proof")
 
 
 # --------------------------------------------------------------------------- export
@@ -249,8 +443,10 @@ def _rebuild_bundle(bundle: Path, out: Path, edit) -> None:
     with tarfile.open(bundle, "r:gz") as tar:
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
         for m, data in members:
             if m.name == "events.ndjson":
                 data = edit(data)
@@ -266,7 +462,9 @@ def test_verify_rejects_bundle_with_an_edited_event(evidence_file, tmp_path, cli
     def edit(data: bytes) -> bytes:
         lines = data.splitlines(keepends=True)
         i = lines[20].index(b'"correlation_id":"run-') + len(b'"correlation_id":"run-')
-        lines[20] = lines[20][:i] + (b"0" if lines[20][i : i + 1] != b"0" else b"1") + lines[20][i + 1 :]
+        lines[20] = (
+            lines[20][:i] + (b"0" if lines[20][i : i + 1] != b"0" else b"1") + lines[20][i + 1 :]
+        )
         return b"".join(lines)
 
     bad = tmp_path / "bad.tar.gz"
@@ -278,16 +476,31 @@ def test_verify_rejects_bundle_with_an_edited_event(evidence_file, tmp_path, cli
     assert ("HASH_MISMATCH", 21, 20) in [(e["code"], e["line"], e["seq"]) for e in rep["errors"]]
 
 
-def test_verify_rejects_bundle_with_a_flipped_byte_without_traceback(evidence_file, tmp_path, cli):
+@pytest.mark.parametrize("where", [0.002, 0.25, 0.5, 0.75], ids=lambda w: f"at-{w:.0%}")
+def test_verify_rejects_bundle_with_a_flipped_payload_byte_without_traceback(
+    evidence_file, tmp_path, cli, where
+):
     bundle = tmp_path / "b.tar.gz"
     assert cli("evidence", "export", evidence_file, "-o", bundle).returncode == 0
     data = bytearray(bundle.read_bytes())
-    data[len(data) // 2] ^= 0x20
+    pos = max(
+        10, int(len(data) * where)
+    )  # past the 10-byte gzip header, inside the deflate payload
+    assert pos < len(data) - 8  # before the CRC32/ISIZE trailer
+    data[pos] ^= 0x20
     bad = tmp_path / "flipped.tar.gz"
     bad.write_bytes(bytes(data))
     p = cli("evidence", "verify", bad)
     assert p.returncode in (1, 2), (p.returncode, p.stderr)
     assert "Traceback" not in p.stderr, p.stderr
+
+
+def test_verify_rejects_truncated_bundle_with_exit_2(evidence_file, tmp_path, cli):
+    bundle = tmp_path / "b.tar.gz"
+    assert cli("evidence", "export", evidence_file, "-o", bundle).returncode == 0
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(bundle.read_bytes()[: bundle.stat().st_size // 2])
+    _assert_clean_usage_error(cli("evidence", "verify", cut))
 
 
 def test_export_refuses_a_stream_that_does_not_verify(evidence_file, tmp_path, cli):
@@ -320,7 +533,10 @@ def test_prove_random_seq_verifies_alone_and_against_input(proof, evidence_file,
     path, pr, seq = proof
     assert pr["seq"] == seq and pr["stream_id"] == "cli-test"
     assert pr["tree_size"] == pr["checkpoint"]["payload"]["last_seq"] + 1 > seq
-    assert pr["contenthash"] == orjson.loads(evidence_file.read_bytes().splitlines()[seq])["contenthash"]
+    assert (
+        pr["contenthash"]
+        == orjson.loads(evidence_file.read_bytes().splitlines()[seq])["contenthash"]
+    )
     assert pr["audit_path"], "a tree of more than one leaf needs a non-empty audit path"
     alone = cli("evidence", "verify", "--proof", path)
     assert alone.returncode == 0, alone.stderr
@@ -363,10 +579,71 @@ def test_verify_proof_against_another_stream_fails(proof, tmp_path, native, cli)
     other_src = tmp_path / "other-native.ndjson"
     other_src.write_bytes(native(60, seed=12))
     other = tmp_path / "other.ndjson"
-    assert cli("evidence", "stream", other_src, "-o", other, "--stream-id", "cli-test",
-               "--checkpoint-every", "16").returncode == 0
+    assert (
+        cli(
+            "evidence",
+            "stream",
+            other_src,
+            "-o",
+            other,
+            "--stream-id",
+            "cli-test",
+            "--checkpoint-every",
+            "16",
+        ).returncode
+        == 0
+    )
     p = cli("evidence", "verify", other, "--proof", path)
     assert p.returncode == 1, p.stderr
+
+
+def test_prove_accepts_a_bundle_and_gives_the_same_proof(proof, evidence_file, tmp_path, cli):
+    path, _, seq = proof
+    bundle = tmp_path / "b.tar.gz"
+    assert cli("evidence", "export", evidence_file, "-o", bundle).returncode == 0
+    p = cli("evidence", "prove", bundle, "--seq", str(seq))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == path.read_bytes()
+    assert cli("evidence", "verify", bundle, "--proof", path).returncode == 0
+
+
+def test_verify_proof_checks_checkpoint_signature_with_public_key(
+    native_file, tmp_path, cli, ed25519_keys
+):
+    signed = tmp_path / "signed.ndjson"
+    assert (
+        cli(
+            "evidence",
+            "stream",
+            native_file,
+            "-o",
+            signed,
+            "--stream-id",
+            "sig",
+            "--checkpoint-every",
+            "16",
+            "--signing-key",
+            ed25519_keys.private_pem,
+            "--key-id",
+            "k1",
+        ).returncode
+        == 0
+    )
+    proof_path = tmp_path / "proof.json"
+    assert cli("evidence", "prove", signed, "--seq", "17", "-o", proof_path).returncode == 0
+    ok = cli("evidence", "verify", "--proof", proof_path, "--public-key", ed25519_keys.public_pem)
+    assert ok.returncode == 0, ok.stderr
+    wrong = cli(
+        "evidence",
+        "verify",
+        "--proof",
+        proof_path,
+        "--public-key",
+        ed25519_keys.other_public_pem,
+        "--json",
+    )
+    assert wrong.returncode == 1, wrong.stderr
+    assert [e["code"] for e in json.loads(wrong.stdout)["errors"]] == ["SIGNATURE_INVALID"]
 
 
 def test_prove_seq_out_of_range_exits_2(evidence_file, cli):
@@ -377,14 +654,27 @@ def test_prove_seq_out_of_range_exits_2(evidence_file, cli):
 # --------------------------------------------------------------------------- determinism
 
 
-def test_stream_output_is_identical_for_1_and_2_threads_in_separate_processes(tmp_path, native, cli):
+def test_stream_output_is_identical_for_1_and_2_threads_in_separate_processes(
+    tmp_path, native, cli
+):
     src = tmp_path / "in.ndjson"
     src.write_bytes(native(5000, seed=5))
     outs = []
     for threads in ("1", "2"):
         out = tmp_path / f"out-{threads}.ndjson"
-        p = cli("evidence", "stream", src, "-o", out, "--stream-id", "det", "--checkpoint-every", "500",
-                "--threads", threads)
+        p = cli(
+            "evidence",
+            "stream",
+            src,
+            "-o",
+            out,
+            "--stream-id",
+            "det",
+            "--checkpoint-every",
+            "500",
+            "--threads",
+            threads,
+        )
         assert p.returncode == 0, p.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
@@ -397,8 +687,21 @@ def test_stream_with_blake3_verifies(tmp_path, native, cli):
     outs = []
     for threads in ("1", "3"):
         out = tmp_path / f"b3-{threads}.ndjson"
-        p = cli("evidence", "stream", src, "-o", out, "--stream-id", "b3", "--checkpoint-every", "64",
-                "--hash", "blake3", "--threads", threads)
+        p = cli(
+            "evidence",
+            "stream",
+            src,
+            "-o",
+            out,
+            "--stream-id",
+            "b3",
+            "--checkpoint-every",
+            "64",
+            "--hash",
+            "blake3",
+            "--threads",
+            threads,
+        )
         assert p.returncode == 0, p.stderr
         outs.append(out)
     assert outs[0].read_bytes() == outs[1].read_bytes()
@@ -413,7 +716,9 @@ def test_stream_with_blake3_verifies(tmp_path, native, cli):
 
 
 def test_stream_rejects_unknown_hash_with_exit_2(native_file, tmp_path, cli):
-    p = cli("evidence", "stream", native_file, "-o", tmp_path / "o", "--stream-id", "x", "--hash", "md5")
+    p = cli(
+        "evidence", "stream", native_file, "-o", tmp_path / "o", "--stream-id", "x", "--hash", "md5"
+    )
     _assert_clean_usage_error(p, "md5")
 
 
@@ -460,5 +765,7 @@ def test_top_level_and_group_help_exit_0(cli):
         p = cli(*args)
         assert p.returncode == 0, p.stderr
         text = p.stdout.decode()
-        for cmd in ("stream", "verify", "export", "prove") if args[0] == "evidence" else ("evidence",):
+        for cmd in (
+            ("stream", "verify", "export", "prove") if args[0] == "evidence" else ("evidence",)
+        ):
             assert cmd in text

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from agent_bom import _core
 from agent_bom import evidence as ev
@@ -97,7 +98,9 @@ def test_verify_reports_hash_mismatch_at_line_of_edited_data_byte(sealed, verify
     lines = list(sealed.lines)
     idx = 4  # line 5, seq 4
     lines[idx] = flip_hex_after(lines[idx], b'"correlation_id":"run-', 3)
-    assert _core.canonicalize(lines[idx].rstrip(b"\n")) == lines[idx].rstrip(b"\n")  # still canonical
+    assert _core.canonicalize(lines[idx].rstrip(b"\n")) == lines[idx].rstrip(
+        b"\n"
+    )  # still canonical
     r = verify_bytes(lines)
     assert not r.ok
     assert problems(r) == [("HASH_MISMATCH", 5, 4)]
@@ -118,13 +121,16 @@ def test_verify_reports_hash_mismatch_at_line_of_edited_payload_text(sealed, ver
     assert r.errors_total == 1
 
 
-def test_verify_reports_only_hash_mismatch_for_edited_contenthash_attribute(sealed, verify_bytes):
+@pytest.mark.parametrize("idx", [6, 10], ids=["event", "checkpoint"])
+def test_verify_reports_only_hash_mismatch_for_edited_contenthash_attribute(
+    sealed, verify_bytes, idx
+):
     lines = list(sealed.lines)
-    idx = 6  # line 7, seq 6
     lines[idx] = flip_hex_after(lines[idx], b'"contenthash":"sha256:', 10)
     r = verify_bytes(lines)
     assert not r.ok
-    assert problems(r) == [("HASH_MISMATCH", 7, 6)]  # no CHAIN_MISMATCH / CHECKPOINT_MISMATCH follow-on
+    # no CHAIN_MISMATCH / CHECKPOINT_MISMATCH follow-on, here or at later checkpoints
+    assert problems(r) == [("HASH_MISMATCH", idx + 1, idx)]
     assert r.errors_total == 1
     assert r.warnings == []
 
@@ -148,7 +154,10 @@ def test_verify_reports_seq_gap_for_deleted_checkpoint_line(sealed, verify_bytes
     r = verify_bytes(lines)
     assert not r.ok
     assert problems(r)[0] == ("SEQ_GAP", 11, 11)
-    assert {p.line for p in r.errors} <= {11, 21}  # at most a follow-on at the next checkpoint (line 21 now)
+    assert {p.line for p in r.errors} <= {
+        11,
+        21,
+    }  # at most a follow-on at the next checkpoint (line 21 now)
 
 
 def test_verify_reports_seq_reorder_at_second_of_two_swapped_lines(sealed, verify_bytes):
@@ -169,6 +178,83 @@ def test_verify_reports_seq_duplicate_at_the_duplicates_line(sealed, verify_byte
     assert r.errors_total == 1
 
 
+def test_verify_reports_one_seq_gap_for_several_deleted_lines(sealed, verify_bytes):
+    lines = list(sealed.lines)
+    del lines[4:7]  # seq 4, 5, 6; line 5 now holds seq 7
+    r = verify_bytes(lines)
+    assert problems(r) == [("SEQ_GAP", 5, 7)]
+    assert (r.errors[0].expected, r.errors[0].found) == ("4", "7")
+    assert r.errors_total == 1
+
+
+def test_verify_reports_seq_gap_at_line_1_when_first_record_deleted(sealed, verify_bytes):
+    r = verify_bytes(sealed.lines[1:])
+    assert problems(r) == [("SEQ_GAP", 1, 1)]
+    assert r.errors[0].expected == "0"
+
+
+def test_verify_reports_one_seq_reorder_where_a_moved_line_lands(sealed, verify_bytes):
+    lines = list(sealed.lines)
+    moved = lines.pop(3)  # seq 3
+    lines.insert(8, moved)  # now line 9
+    r = verify_bytes(lines)
+    assert problems(r) == [("SEQ_REORDER", 9, 3)]
+    assert r.errors_total == 1 and r.warnings == []
+
+
+def test_verify_reports_one_seq_reorder_for_checkpoint_swapped_with_next_record(
+    sealed, verify_bytes
+):
+    lines = list(sealed.lines)
+    lines[10], lines[11] = lines[11], lines[10]  # seq 11 on line 11, checkpoint seq 10 on line 12
+    r = verify_bytes(lines)
+    assert problems(r) == [("SEQ_REORDER", 12, 10)]
+    assert r.errors_total == 1 and r.warnings == [] and r.sealed
+
+
+def test_verify_reports_only_seq_reorder_for_final_checkpoint_swapped_with_last_record(
+    sealed, verify_bytes
+):
+    lines = list(sealed.lines)
+    lines[26], lines[27] = (
+        lines[27],
+        lines[26],
+    )  # final checkpoint (seq 27) on line 27, seq 26 on line 28
+    r = verify_bytes(lines)
+    assert problems(r) == [("SEQ_REORDER", 28, 26)]
+    assert r.errors_total == 1
+    # seq 26 is covered by the final checkpoint (last_seq 26): nothing is unsealed
+    assert r.warnings == [], [(p.code, p.line, p.seq, p.detail) for p in r.warnings]
+    assert r.sealed
+    final = orjson.loads(sealed.lines[27])["data"]["payload"]
+    assert r.merkle_root == final["merkle_root"]  # the final seal was checked, not skipped
+
+
+def test_verify_still_checks_merkle_root_of_a_checkpoint_moved_before_its_last_record(
+    sealed, verify_bytes
+):
+    lines = list(sealed.lines)
+    prev_chain = orjson.loads(lines[26])["chainhash"]
+    obj = orjson.loads(lines[27])
+    real_root = obj["data"]["payload"]["merkle_root"]
+    obj["data"]["payload"]["merkle_root"] = "sha256:" + "0" * 64
+    lines[27] = rehash(
+        _core.canonical_json(obj) + b"\n", prev_chain
+    )  # a forged, consistently hashed seal
+    lines[26], lines[27] = lines[27], lines[26]  # hide it before the record it covers
+    r = verify_bytes(lines)
+    assert not r.ok
+    assert ("SEQ_REORDER", 28, 26) in problems(r)
+    forged = [p for p in r.errors if p.code == "CHECKPOINT_MISMATCH"]
+    assert [(p.line, p.seq) for p in forged] == [(27, 27)], problems(r)
+    assert forged[0].expected == real_root
+
+
+def test_verify_reports_seq_duplicate_for_repeated_final_checkpoint(sealed, verify_bytes):
+    r = verify_bytes([*sealed.lines, sealed.lines[-1]])
+    assert problems(r) == [("SEQ_DUPLICATE", 29, 27)]
+
+
 # --------------------------------------------------------------------------- 6: truncation
 
 
@@ -179,6 +265,23 @@ def test_verify_warns_unsealed_tail_when_final_checkpoint_removed(sealed, verify
     assert not r.sealed
     assert [(p.code, p.line, p.seq) for p in r.warnings] == [("UNSEALED_TAIL", 23, 22)]
     assert "5" in r.warnings[0].detail  # five records are unsealed
+
+
+def test_verify_reports_malformed_json_and_unsealed_tail_for_stream_cut_mid_line(
+    sealed, verify_bytes
+):
+    cut = b"".join(sealed.lines)[
+        : -len(sealed.lines[-1]) + 100
+    ]  # 100 bytes of the final checkpoint
+    r = verify_bytes(cut)
+    assert problems(r) == [("MALFORMED_JSON", 28, None)]
+    assert [(p.code, p.line, p.seq) for p in r.warnings] == [("UNSEALED_TAIL", 23, 22)]
+    assert not r.sealed
+
+
+def test_verify_accepts_stream_without_final_newline(sealed, verify_bytes):
+    r = verify_bytes(b"".join(sealed.lines).rstrip(b"\n"))
+    assert r.ok and r.sealed and r.records == 28 and r.warnings == []
 
 
 def test_verify_require_sealed_makes_unsealed_tail_an_error(sealed, verify_bytes):
@@ -196,7 +299,9 @@ def test_cli_verify_require_sealed_exits_1_for_truncated_stream(sealed, tmp_path
     assert relaxed.returncode == 0, relaxed.stderr
     rep = json.loads(relaxed.stdout)
     assert rep["ok"] is True and rep["sealed"] is False
-    assert [(w["code"], w["line"], w["seq"]) for w in rep["warnings"]] == [("UNSEALED_TAIL", 23, 22)]
+    assert [(w["code"], w["line"], w["seq"]) for w in rep["warnings"]] == [
+        ("UNSEALED_TAIL", 23, 22)
+    ]
 
     strict = cli("evidence", "verify", cut, "--require-sealed", "--json")
     assert strict.returncode == 1, strict.stderr
@@ -208,11 +313,15 @@ def test_cli_verify_require_sealed_exits_1_for_truncated_stream(sealed, tmp_path
 # --------------------------------------------------------------------------- 7: mixed streams
 
 
-def test_verify_reports_stream_mixed_on_every_line_of_the_second_stream(native, make_stream, verify_bytes):
+def test_verify_reports_stream_mixed_on_every_line_of_the_second_stream(
+    native, make_stream, verify_bytes
+):
     a = make_stream(native(25, seed=7), stream_id="stream-a").splitlines(keepends=True)
     b = make_stream(native(25, seed=8), stream_id="stream-b").splitlines(keepends=True)
     assert len(a) == len(b) == 28
-    mixed = [line for pair in zip(a, b) for line in pair]  # A on odd lines, B on even lines
+    mixed = [
+        line for pair in zip(a, b, strict=True) for line in pair
+    ]  # A on odd lines, B on even lines
     r = verify_bytes(mixed)
     assert not r.ok
     assert r.stream_id == "stream-a"
@@ -228,7 +337,9 @@ def _signed(native, make_stream, keys) -> list[bytes]:
     return data.splitlines(keepends=True)
 
 
-def test_verify_counts_valid_signatures_with_the_right_public_key(native, make_stream, verify_bytes, ed25519_keys):
+def test_verify_counts_valid_signatures_with_the_right_public_key(
+    native, make_stream, verify_bytes, ed25519_keys
+):
     lines = _signed(native, make_stream, ed25519_keys)
     payload = orjson.loads(lines[10])["data"]["payload"]
     assert payload["key_id"] == "ci-key-1" and isinstance(payload["signature"], str)
@@ -238,7 +349,9 @@ def test_verify_counts_valid_signatures_with_the_right_public_key(native, make_s
     assert r.signatures_verified == r.checkpoints
     # without a key the signatures are reported as present but unchecked
     unchecked = verify_bytes(lines)
-    assert unchecked.ok and unchecked.signatures_verified == 0 and unchecked.signatures_unchecked == 3
+    assert (
+        unchecked.ok and unchecked.signatures_verified == 0 and unchecked.signatures_unchecked == 3
+    )
 
 
 def test_verify_reports_signature_invalid_on_every_checkpoint_with_another_key(
@@ -247,7 +360,11 @@ def test_verify_reports_signature_invalid_on_every_checkpoint_with_another_key(
     lines = _signed(native, make_stream, ed25519_keys)
     r = verify_bytes(lines, public_key=ed25519_keys.other_public_pem)
     assert not r.ok
-    assert problems(r) == [("SIGNATURE_INVALID", 11, 10), ("SIGNATURE_INVALID", 22, 21), ("SIGNATURE_INVALID", 28, 27)]
+    assert problems(r) == [
+        ("SIGNATURE_INVALID", 11, 10),
+        ("SIGNATURE_INVALID", 22, 21),
+        ("SIGNATURE_INVALID", 28, 27),
+    ]
     assert r.signatures_verified == 0
 
 
@@ -259,7 +376,7 @@ def test_verify_reports_signature_invalid_at_line_of_tampered_signature(
     r = verify_bytes(lines, public_key=ed25519_keys.public_pem)
     assert not r.ok
     assert ("SIGNATURE_INVALID", 22, 21) in problems(r)
-    # the edit also changes the record's content, so HASH_MISMATCH may accompany it, on that line only
+    # the edit also changes the record's content: HASH_MISMATCH may accompany it, on that line only
     assert {p.line for p in r.errors} == {22}
     assert {p.code for p in r.errors} <= {"SIGNATURE_INVALID", "HASH_MISMATCH"}
     assert r.signatures_verified == 2
@@ -279,10 +396,16 @@ def test_verify_reports_only_signature_invalid_when_forger_rehashes_checkpoint(
     assert r.signatures_verified == 2
 
 
-def test_verify_reports_signature_invalid_for_unsigned_stream_given_a_public_key(sealed, verify_bytes, ed25519_keys):
+def test_verify_reports_signature_invalid_for_unsigned_stream_given_a_public_key(
+    sealed, verify_bytes, ed25519_keys
+):
     r = verify_bytes(sealed.lines, public_key=ed25519_keys.public_pem)
     assert not r.ok
-    assert problems(r) == [("SIGNATURE_INVALID", 11, 10), ("SIGNATURE_INVALID", 22, 21), ("SIGNATURE_INVALID", 28, 27)]
+    assert problems(r) == [
+        ("SIGNATURE_INVALID", 11, 10),
+        ("SIGNATURE_INVALID", 22, 21),
+        ("SIGNATURE_INVALID", 28, 27),
+    ]
 
 
 def test_cli_verify_public_key_exit_codes(native, tmp_path, cli, ed25519_keys):
@@ -290,8 +413,19 @@ def test_cli_verify_public_key_exit_codes(native, tmp_path, cli, ed25519_keys):
     src.write_bytes(native(25, seed=7))
     out = tmp_path / "signed.ndjson"
     s = cli(
-        "evidence", "stream", src, "-o", out, "--stream-id", "s-test", "--checkpoint-every", "10",
-        "--signing-key", ed25519_keys.private_pem, "--key-id", "ci-key-1",
+        "evidence",
+        "stream",
+        src,
+        "-o",
+        out,
+        "--stream-id",
+        "s-test",
+        "--checkpoint-every",
+        "10",
+        "--signing-key",
+        ed25519_keys.private_pem,
+        "--key-id",
+        "ci-key-1",
     )
     assert s.returncode == 0, s.stderr
     good = cli("evidence", "verify", out, "--public-key", ed25519_keys.public_pem, "--json")
@@ -301,14 +435,18 @@ def test_cli_verify_public_key_exit_codes(native, tmp_path, cli, ed25519_keys):
     bad = cli("evidence", "verify", out, "--public-key", ed25519_keys.other_public_pem, "--json")
     assert bad.returncode == 1, bad.stderr
     assert [(e["code"], e["line"]) for e in json.loads(bad.stdout)["errors"]] == [
-        ("SIGNATURE_INVALID", 11), ("SIGNATURE_INVALID", 22), ("SIGNATURE_INVALID", 28)
+        ("SIGNATURE_INVALID", 11),
+        ("SIGNATURE_INVALID", 22),
+        ("SIGNATURE_INVALID", 28),
     ]
 
 
 # --------------------------------------------------------------------------- 9: canonical form
 
 
-def test_verify_reports_not_canonical_for_spaced_separators_without_hash_errors(sealed, verify_bytes):
+def test_verify_reports_not_canonical_for_spaced_separators_without_hash_errors(
+    sealed, verify_bytes
+):
     lines = list(sealed.lines)
     idx = 16  # line 17, seq 16
     lines[idx] = json.dumps(json.loads(lines[idx]), ensure_ascii=False).encode() + b"\n"
@@ -329,7 +467,9 @@ def test_verify_reports_not_canonical_for_reordered_keys_without_hash_errors(sea
     assert not r.ok
     assert [p.code for p in r.errors] == ["NOT_CANONICAL"]
     assert r.errors[0].line == 3
-    assert not {"HASH_MISMATCH", "CHAIN_MISMATCH", "CHECKPOINT_MISMATCH"} & {p.code for p in r.errors}
+    assert not {"HASH_MISMATCH", "CHAIN_MISMATCH", "CHECKPOINT_MISMATCH"} & {
+        p.code for p in r.errors
+    }
 
 
 # --------------------------------------------------------------------------- 10: limits
@@ -340,7 +480,7 @@ DEEP_LINE = b"[" * 100_000 + b"]" * 100_000 + b"\n"
 
 
 def test_verify_reports_limit_exceeded_for_huge_and_deep_lines(sealed, verify_bytes):
-    lines = sealed.lines[:3] + [BIG_LINE] + sealed.lines[3:7] + [DEEP_LINE] + sealed.lines[7:]
+    lines = [*sealed.lines[:3], BIG_LINE, *sealed.lines[3:7], DEEP_LINE, *sealed.lines[7:]]
     # line 4 is 10 MiB (over the 8 MiB default); line 9 is nested 100,000 deep (over 128)
     r = verify_bytes(lines)
     assert not r.ok
@@ -356,10 +496,17 @@ def test_verify_reports_limit_exceeded_for_unclosed_deep_nesting(sealed, verify_
 
 def test_stream_rejects_huge_and_deep_lines_and_keeps_the_good_ones(native, verify_bytes):
     good = native(6, seed=3).splitlines(keepends=True)
-    src = b"".join(good[:2] + [BIG_LINE] + good[2:4] + [DEEP_LINE] + good[4:])
+    src = b"".join([*good[:2], BIG_LINE, *good[2:4], DEEP_LINE, *good[4:]])
     rejects: list[ev.Reject] = []
     out = io.BytesIO()
-    stats = ev.stream(io.BytesIO(src), out, stream_id="lim", checkpoint_every=0, threads=1, on_reject=rejects.append)
+    stats = ev.stream(
+        io.BytesIO(src),
+        out,
+        stream_id="lim",
+        checkpoint_every=0,
+        threads=1,
+        on_reject=rejects.append,
+    )
     assert [(r.line, r.code) for r in rejects] == [(3, "LIMIT_EXCEEDED"), (6, "LIMIT_EXCEEDED")]
     assert stats.events == 6 and stats.rejected == 2 and stats.checkpoints == 1
     r = verify_bytes(out.getvalue())
@@ -369,7 +516,7 @@ def test_stream_rejects_huge_and_deep_lines_and_keeps_the_good_ones(native, veri
 def test_cli_stream_exits_3_for_huge_and_deep_lines(native, tmp_path, cli):
     good = native(6, seed=3).splitlines(keepends=True)
     src = tmp_path / "in.ndjson"
-    src.write_bytes(b"".join(good[:2] + [BIG_LINE] + good[2:4] + [DEEP_LINE] + good[4:]))
+    src.write_bytes(b"".join([*good[:2], BIG_LINE, *good[2:4], DEEP_LINE, *good[4:]]))
     out, rej = tmp_path / "out.ndjson", tmp_path / "rejects.ndjson"
     p = cli("evidence", "stream", src, "-o", out, "--stream-id", "lim", "--rejects", rej)
     assert p.returncode == 3, p.stderr
@@ -391,9 +538,13 @@ print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def _peak_rss_kib(*argv: str | os.PathLike[str]) -> tuple[int, int]:
-    """Exit code and peak RSS (KiB, Linux) of ``argv`` run as the only child of a fresh interpreter."""
+    """Exit code and peak RSS (KiB, Linux) of ``argv``, the only child of a fresh interpreter."""
     out = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS, *map(str, argv)], capture_output=True, check=True, text=True, timeout=60
+        [sys.executable, "-c", _PEAK_RSS, *map(str, argv)],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=60,
     ).stdout.split()
     return int(out[0]), int(out[1])
 
@@ -401,11 +552,15 @@ def _peak_rss_kib(*argv: str | os.PathLike[str]) -> tuple[int, int]:
 def test_verify_memory_stays_bounded_on_a_10_mib_line(sealed, tmp_path):
     small = sealed.path
     big = tmp_path / "big.ndjson"
-    big.write_bytes(b"".join(sealed.lines[:3] + [BIG_LINE] + sealed.lines[3:]))
+    big.write_bytes(b"".join([*sealed.lines[:3], BIG_LINE, *sealed.lines[3:]]))
     one_mib = str(1 << 20)
-    rc_base, base_kib = _peak_rss_kib(AGENT_BOM, "evidence", "verify", "--max-line-bytes", one_mib, small)
+    rc_base, base_kib = _peak_rss_kib(
+        AGENT_BOM, "evidence", "verify", "--max-line-bytes", one_mib, small
+    )
     rc_default, default_kib = _peak_rss_kib(AGENT_BOM, "evidence", "verify", big)
-    rc_tight, tight_kib = _peak_rss_kib(AGENT_BOM, "evidence", "verify", "--max-line-bytes", one_mib, big)
+    rc_tight, tight_kib = _peak_rss_kib(
+        AGENT_BOM, "evidence", "verify", "--max-line-bytes", one_mib, big
+    )
     assert rc_base == 0
     assert rc_default == rc_tight == 1  # LIMIT_EXCEEDED is an integrity failure, not a crash
     # Bound, absolute: the interpreter with typer/rich/orjson/cryptography and
@@ -461,13 +616,22 @@ def test_verify_reports_malformed_json_with_its_line_number(sealed, verify_bytes
     assert r.records == 28
 
 
+def test_verify_reports_blank_line_as_malformed_json(sealed, verify_bytes):
+    r = verify_bytes([*sealed.lines[:5], b"\n", *sealed.lines[5:]])
+    assert problems(r) == [("MALFORMED_JSON", 6, None)]
+
+
 def test_verify_reports_every_problem_sorted_by_line(sealed, verify_bytes):
     lines = list(sealed.lines)
     lines[1] = flip_hex_after(lines[1], b'"contenthash":"sha256:', 0)  # line 2
     lines[23], lines[24] = lines[24], lines[23]  # lines 24/25 -> reorder at 25
     lines.insert(15, b"not json\n")  # line 16, shifts the swap to lines 25/26
     r = verify_bytes(lines)
-    assert problems(r) == [("HASH_MISMATCH", 2, 1), ("MALFORMED_JSON", 16, None), ("SEQ_REORDER", 26, 23)]
+    assert problems(r) == [
+        ("HASH_MISMATCH", 2, 1),
+        ("MALFORMED_JSON", 16, None),
+        ("SEQ_REORDER", 26, 23),
+    ]
     assert r.errors_total == 3
 
 

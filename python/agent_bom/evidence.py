@@ -15,6 +15,7 @@ import os
 import sys
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,11 +310,31 @@ def _public_key_bytes(public_key: str | os.PathLike[str] | bytes | None) -> byte
     return load_public_key(public_key)
 
 
-def _open_bundle(f: IO[bytes]) -> tarfile.TarFile:
+@contextlib.contextmanager
+def _bundle_members(f: IO[bytes]) -> Iterator[Iterator[tuple[str, IO[bytes]]]]:
+    """The regular files of a bundle, streamed in order. The gzip layer is read
+    to its end afterwards so its CRC-32 and length trailer are checked too."""
+    gz = gzip.GzipFile(fileobj=f, mode="rb")
     try:
-        return tarfile.open(fileobj=f, mode="r|gz")
+        tar = tarfile.open(fileobj=gz, mode="r|")
     except (tarfile.TarError, OSError, EOFError) as e:
         raise ConfigError(f"input looks gzip-compressed but is not a readable bundle: {e}") from None
+
+    def members() -> Iterator[tuple[str, IO[bytes]]]:
+        for member in tar:
+            fobj = tar.extractfile(member) if member.isfile() else None
+            if fobj is not None:
+                yield member.name, fobj
+
+    try:
+        with tar:
+            yield members()
+        while gz.read(1 << 20):
+            pass
+    except gzip.BadGzipFile as e:
+        raise IntegrityError(f"bundle is damaged: {e}") from None
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise ConfigError(f"bundle is damaged or truncated: {e}") from None
 
 
 def _verify_bundle(
@@ -321,24 +342,18 @@ def _verify_bundle(
 ) -> VerifyReport:
     manifest: dict[str, Any] | None = None
     report: VerifyReport | None = None
-    try:
-        with _open_bundle(f) as tar:
-            for member in tar:
-                fobj = tar.extractfile(member) if member.isfile() else None
-                if fobj is None:
-                    continue
-                if member.name == BUNDLE_MANIFEST:
-                    raw = fobj.read(1 << 20)
-                    try:
-                        manifest = orjson.loads(raw)
-                    except orjson.JSONDecodeError as e:
-                        raise IntegrityError(f"bundle manifest.json is not JSON: {e}") from None
-                    if _core.canonicalize(raw) != raw:
-                        raise IntegrityError("bundle manifest.json is not in canonical (RFC 8785) form")
-                elif member.name == BUNDLE_EVENTS:
-                    report = _report(_verify_raw(fobj, key, require_sealed, False, **limits))
-    except tarfile.TarError as e:
-        raise ConfigError(f"bundle is damaged: {e}") from None
+    with _bundle_members(f) as members:
+        for name, fobj in members:
+            if name == BUNDLE_MANIFEST:
+                raw = fobj.read(1 << 20)
+                try:
+                    manifest = orjson.loads(raw)
+                except orjson.JSONDecodeError as e:
+                    raise IntegrityError(f"bundle manifest.json is not JSON: {e}") from None
+                if _core.canonicalize(raw) != raw:
+                    raise IntegrityError("bundle manifest.json is not in canonical (RFC 8785) form")
+            elif name == BUNDLE_EVENTS:
+                report = _report(_verify_raw(fobj, key, require_sealed, False, **limits))
     if manifest is None or report is None:
         missing = BUNDLE_MANIFEST if manifest is None else BUNDLE_EVENTS
         raise ConfigError(f"bundle has no {missing}: is it an agent-bom export?")
@@ -444,12 +459,14 @@ def _open_events(src: Source) -> tuple[dict[str, Any], bool]:
     with _open_source(src) as f:
         peekable = f if hasattr(f, "peek") else io.BufferedReader(f)  # type: ignore[arg-type]
         if _is_bundle(peekable.peek(2)[:2]):
-            with _open_bundle(peekable) as tar:
-                for member in tar:
-                    fobj = tar.extractfile(member) if member.isfile() else None
-                    if fobj is not None and member.name == BUNDLE_EVENTS:
-                        return _core.verify_stream(fobj, collect=True), True
-            raise ConfigError(f"bundle has no {BUNDLE_EVENTS}")
+            raw: dict[str, Any] | None = None
+            with _bundle_members(peekable) as members:
+                for name, fobj in members:
+                    if name == BUNDLE_EVENTS:
+                        raw = _core.verify_stream(fobj, collect=True)
+            if raw is None:
+                raise ConfigError(f"bundle has no {BUNDLE_EVENTS}")
+            return raw, True
         return _core.verify_stream(peekable, collect=True), False
 
 
