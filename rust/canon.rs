@@ -5,6 +5,8 @@
 //! implements ECMAScript `Number.prototype.toString`), minimal string escaping
 //! with lowercase `\u00xx` for other control characters, no whitespace.
 
+use std::borrow::Cow;
+
 use crate::json::{self, ParseError, Value};
 
 /// Appends the canonical form of `v` to `out`.
@@ -14,7 +16,8 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(out, *n),
-        Value::String(s) => write_string(out, s),
+        Value::String(Cow::Borrowed(s)) => write_plain_string(out, s),
+        Value::String(Cow::Owned(s)) => write_string(out, s),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -31,7 +34,10 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value<'_>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_string(out, k);
+                match k {
+                    Cow::Borrowed(k) => write_plain_string(out, k),
+                    Cow::Owned(k) => write_string(out, k),
+                }
                 out.push(b':');
                 write_value(out, item);
             }
@@ -125,6 +131,16 @@ fn escape_byte(out: &mut Vec<u8>, c: u8) {
         b'\t' => out.extend_from_slice(b"\\t"),
         _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 0xf) as usize]]),
     }
+}
+
+/// A string known to need no escaping (see the `Value::String` invariant).
+#[inline]
+pub fn write_plain_string(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(!s.bytes().any(|c| NEEDS_ESCAPE[c as usize]), "borrowed string needs escaping: {s:?}");
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
 }
 
 pub fn write_string(out: &mut Vec<u8>, s: &str) {

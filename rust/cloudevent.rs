@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use sha1::Digest as _;
 
-use crate::canon::{write_string, write_value};
+use crate::canon::{write_plain_string, write_string, write_value};
 use crate::digest::{push_hex, Digest, HashAlg};
 use crate::json::{cmp_utf16, Value};
 use crate::time::normalize_rfc3339;
@@ -215,12 +215,13 @@ fn pick<'v, 'a>(members: &'v [(Cow<'a, str>, Value<'a>)]) -> Result<Fields<'v, '
     Ok(f)
 }
 
-fn write_member(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+/// Writes `,"key":` for one of the envelope's own (literal) member names.
+fn write_member(out: &mut Vec<u8>, first: &mut bool, key: &'static str) {
     if !*first {
         out.push(b',');
     }
     *first = false;
-    write_string(out, key);
+    write_plain_string(out, key);
     out.push(b':');
 }
 
@@ -230,7 +231,12 @@ fn write_refs_object(out: &mut Vec<u8>, refs: &mut [(&str, &Value<'_>)]) {
     out.push(b'{');
     let mut first = true;
     for (k, v) in refs.iter() {
-        write_member(out, &mut first, k);
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_string(out, k);
+        out.push(b':');
         write_value(out, v);
     }
     out.push(b'}');
@@ -510,13 +516,17 @@ fn derive_event_id(
     source: Option<&str>,
 ) -> String {
     let mut defaults = Vec::new();
-    let mut refs: Vec<(&str, (usize, usize), bool)> =
-        members.iter().zip(spans).map(|((k, _), sp)| (k.as_ref(), *sp, false)).collect();
+    // (name, span, name needs escaping, span is in `defaults`)
+    let mut refs: Vec<(&str, (usize, usize), bool, bool)> = members
+        .iter()
+        .zip(spans)
+        .map(|((k, _), sp)| (k.as_ref(), *sp, matches!(k, Cow::Owned(_)), false))
+        .collect();
     for (key, v) in [("tenant_id", tenant), ("source", source)] {
         if let Some(v) = v {
             let start = defaults.len();
             write_string(&mut defaults, v);
-            refs.push((key, (start, defaults.len()), true));
+            refs.push((key, (start, defaults.len()), false, true));
         }
     }
     if !defaults.is_empty() {
@@ -524,11 +534,15 @@ fn derive_event_id(
     }
     let mut name = Vec::with_capacity(vals.len() + 32 * refs.len() + defaults.len());
     name.push(b'{');
-    for (i, (k, (s, e), is_default)) in refs.iter().enumerate() {
+    for (i, (k, (s, e), escape, is_default)) in refs.iter().enumerate() {
         if i > 0 {
             name.push(b',');
         }
-        write_string(&mut name, k);
+        if *escape {
+            write_string(&mut name, k);
+        } else {
+            write_plain_string(&mut name, k);
+        }
         name.push(b':');
         name.extend_from_slice(if *is_default { &defaults[*s..*e] } else { &vals[*s..*e] });
     }

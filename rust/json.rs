@@ -16,6 +16,10 @@ pub enum Value<'a> {
     Null,
     Bool(bool),
     Number(f64),
+    /// Invariant: a `Cow::Borrowed` string needs no JSON escaping (the parser
+    /// borrows only escape-free input, and code borrows only literals such
+    /// as member names), so canonicalization copies it as is. Anything built
+    /// from other data is `Cow::Owned` and gets escaped.
     String(Cow<'a, str>),
     Array(Vec<Value<'a>>),
     /// Members sorted by UTF-16 code units of their names; names are unique.
