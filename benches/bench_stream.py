@@ -23,10 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_events import generate  # noqa: E402
-from reference import fast_pipeline, reference_stream, sha256_ceiling  # noqa: E402
-
-from agent_bom import _core  # noqa: E402
+from agent_bom import _core
+from gen_events import generate
+from reference import fast_pipeline, reference_stream, sha256_ceiling
 
 
 class _Discard:
@@ -44,7 +43,9 @@ def _best(fn: Callable[[], None], repeat: int) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--reference-events", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=3)
@@ -54,19 +55,26 @@ def main() -> None:
     lines = list(generate(a.events, seed=1))
     blob = b"\n".join(lines) + b"\n"
     ref_lines = lines[: a.reference_events]
-    print(f"{a.events:,} events, {len(blob) / a.events:.0f} bytes each on average, "
-          f"{os.cpu_count()} cores", flush=True)
+    print(
+        f"{a.events:,} events, {len(blob) / a.events:.0f} bytes each on average, "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
 
     def core(threads: int) -> Callable[[], None]:
-        return lambda: _core.stream(io.BytesIO(blob), _Discard(), stream_id="bench", threads=threads)
+        return lambda: _core.stream(
+            io.BytesIO(blob), _Discard(), stream_id="bench", threads=threads
+        )
 
     rates: dict[str, float] = {}
     rates["core, 1 thread"] = a.events / _best(core(1), a.repeat)
     rates["core, 2 threads"] = a.events / _best(core(2), a.repeat)
     rates["reference (byte-identical Python)"] = len(ref_lines) / _best(
-        lambda: reference_stream(ref_lines, "bench"), 1)
+        lambda: reference_stream(ref_lines, "bench"), 1
+    )
     rates["fast orjson + hashlib (not canonical)"] = len(ref_lines) / _best(
-        lambda: fast_pipeline(ref_lines, "bench"), a.repeat)
+        lambda: fast_pipeline(ref_lines, "bench"), a.repeat
+    )
     rates["sha256 alone over the input"] = a.events / _best(lambda: sha256_ceiling(blob), a.repeat)
 
     one, two = rates["core, 1 thread"], rates["core, 2 threads"]

@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -46,7 +46,7 @@ def normalize_time(s: str) -> str:
     if not m:
         raise ValueError(f"bad time {s!r}")
     y, mo, d, h, mi, se, frac, tz = m.groups()
-    t = datetime(int(y), int(mo), int(d), int(h), int(mi), int(se), tzinfo=timezone.utc)
+    t = datetime(int(y), int(mo), int(d), int(h), int(mi), int(se), tzinfo=UTC)
     if tz not in ("Z", "z"):
         sign = 1 if tz[0] == "+" else -1
         t -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
@@ -231,9 +231,8 @@ def fast_pipeline(lines: Iterable[bytes], stream_id: str, checkpoint_every: int 
     prev = sha(b"agent-bom/chain/v1\x00" + stream_id.encode()).digest()
     merkle = _Merkle("sha256")
     total = 0
-    seq = 0
     since = 0
-    for line in lines:
+    for seq, line in enumerate(lines):
         native = orjson.loads(line)
         tenant = native.get("tenant_id")
         event_id = native.get("event_id") or str(
@@ -255,7 +254,6 @@ def fast_pipeline(lines: Iterable[bytes], stream_id: str, checkpoint_every: int 
         total += len(orjson.dumps(ce, option=orjson.OPT_SORT_KEYS)) + 1
         merkle.push(content)
         prev = chain
-        seq += 1
         since += 1
         if since >= checkpoint_every:
             merkle.root()

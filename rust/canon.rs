@@ -129,14 +129,24 @@ fn escape_byte(out: &mut Vec<u8>, c: u8) {
         b'\n' => out.extend_from_slice(b"\\n"),
         b'\r' => out.extend_from_slice(b"\\r"),
         b'\t' => out.extend_from_slice(b"\\t"),
-        _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 0xf) as usize]]),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[(c >> 4) as usize],
+            HEX[(c & 0xf) as usize],
+        ]),
     }
 }
 
 /// A string known to need no escaping (see the `Value::String` invariant).
 #[inline]
 pub fn write_plain_string(out: &mut Vec<u8>, s: &str) {
-    debug_assert!(!s.bytes().any(|c| NEEDS_ESCAPE[c as usize]), "borrowed string needs escaping: {s:?}");
+    debug_assert!(
+        !s.bytes().any(|c| NEEDS_ESCAPE[c as usize]),
+        "borrowed string needs escaping: {s:?}"
+    );
     out.reserve(s.len() + 2);
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
@@ -222,14 +232,21 @@ mod tests {
   "literals": [null, true, false]
 }"#;
         let expected = "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\"string\":\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}";
-        assert_eq!(String::from_utf8(canonicalize(input, 64).unwrap()).unwrap(), expected);
+        assert_eq!(
+            String::from_utf8(canonicalize(input, 64).unwrap()).unwrap(),
+            expected
+        );
     }
 
     #[test]
     fn rfc8785_section_3_2_3_sorting_example() {
         let input = r#"{"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh", "1": "One", "\ud83d\ude00": "Emoji: Grinning Face", "\u0080": "Control", "\u00f6": "Latin Small Letter O With Diaeresis"}"#;
         let out = String::from_utf8(canonicalize(input.as_bytes(), 64).unwrap()).unwrap();
-        let values: Vec<&str> = out.split("\":\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+        let values: Vec<&str> = out
+            .split("\":\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+            .collect();
         assert_eq!(
             values,
             [

@@ -35,7 +35,11 @@ pub struct MerkleAccumulator {
 
 impl MerkleAccumulator {
     pub fn new(alg: HashAlg) -> Self {
-        MerkleAccumulator { alg, size: 0, stack: Vec::with_capacity(64) }
+        MerkleAccumulator {
+            alg,
+            size: 0,
+            stack: Vec::with_capacity(64),
+        }
     }
 
     pub fn size(&self) -> u64 {
@@ -76,7 +80,11 @@ pub fn tree_root(alg: HashAlg, leaves: &[Digest]) -> Digest {
         1 => leaves[0],
         n => {
             let k = split_point(n);
-            node_hash(alg, &tree_root(alg, &leaves[..k]), &tree_root(alg, &leaves[k..]))
+            node_hash(
+                alg,
+                &tree_root(alg, &leaves[..k]),
+                &tree_root(alg, &leaves[k..]),
+            )
         }
     }
 }
@@ -164,9 +172,15 @@ mod tests {
             &[0x30, 0x31],
             &[0x40, 0x41, 0x42, 0x43],
             &[0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
-            &[0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f],
+            &[
+                0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
+                0x6e, 0x6f,
+            ],
         ];
-        inputs.iter().map(|d| leaf_hash(HashAlg::Sha256, d)).collect()
+        inputs
+            .iter()
+            .map(|d| leaf_hash(HashAlg::Sha256, d))
+            .collect()
     }
 
     #[test]
@@ -180,29 +194,50 @@ mod tests {
 
     #[test]
     fn accumulator_matches_reference_at_every_size() {
-        let leaves: Vec<Digest> = (0u32..70).map(|i| leaf_hash(HashAlg::Sha256, &i.to_be_bytes())).collect();
+        let leaves: Vec<Digest> = (0u32..70)
+            .map(|i| leaf_hash(HashAlg::Sha256, &i.to_be_bytes()))
+            .collect();
         let mut acc = MerkleAccumulator::new(HashAlg::Sha256);
         assert_eq!(acc.root(), tree_root(HashAlg::Sha256, &[]));
         for (i, l) in leaves.iter().enumerate() {
             acc.push_leaf_hash(*l);
-            assert_eq!(acc.root(), tree_root(HashAlg::Sha256, &leaves[..=i]), "size {}", i + 1);
+            assert_eq!(
+                acc.root(),
+                tree_root(HashAlg::Sha256, &leaves[..=i]),
+                "size {}",
+                i + 1
+            );
         }
     }
 
     #[test]
     fn inclusion_proofs_round_trip_and_detect_tampering() {
-        let leaves: Vec<Digest> = (0u32..37).map(|i| leaf_hash(HashAlg::Blake3, &i.to_be_bytes())).collect();
+        let leaves: Vec<Digest> = (0u32..37)
+            .map(|i| leaf_hash(HashAlg::Blake3, &i.to_be_bytes()))
+            .collect();
         for n in 1..=leaves.len() {
             let root = tree_root(HashAlg::Blake3, &leaves[..n]);
             for m in 0..n {
                 let path = inclusion_proof(HashAlg::Blake3, &leaves[..n], m);
-                let got = root_from_inclusion_proof(HashAlg::Blake3, &leaves[m], m as u64, n as u64, &path);
+                let got = root_from_inclusion_proof(
+                    HashAlg::Blake3,
+                    &leaves[m],
+                    m as u64,
+                    n as u64,
+                    &path,
+                );
                 assert_eq!(got, Some(root), "n={n} m={m}");
                 if let Some(first) = path.first() {
                     let mut bad = path.clone();
                     bad[0] = node_hash(HashAlg::Blake3, first, first);
                     assert_ne!(
-                        root_from_inclusion_proof(HashAlg::Blake3, &leaves[m], m as u64, n as u64, &bad),
+                        root_from_inclusion_proof(
+                            HashAlg::Blake3,
+                            &leaves[m],
+                            m as u64,
+                            n as u64,
+                            &bad
+                        ),
                         Some(root)
                     );
                 }

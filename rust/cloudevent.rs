@@ -40,8 +40,9 @@ pub const REGISTRY_TYPES: [&str; 15] = [
 const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 
 /// uuid5(NAMESPACE_URL, "urn:agent-bom:event-id:v1")
-pub const EVENT_ID_NAMESPACE: [u8; 16] =
-    [133, 237, 58, 190, 185, 220, 86, 238, 147, 85, 51, 57, 125, 231, 8, 159];
+pub const EVENT_ID_NAMESPACE: [u8; 16] = [
+    133, 237, 58, 190, 185, 220, 86, 238, 147, 85, 51, 57, 125, 231, 8, 159,
+];
 
 /// Why a native event could not be mapped: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,10 @@ impl std::fmt::Display for MapError {
 }
 
 fn err(field: &str, message: impl Into<String>) -> MapError {
-    MapError { field: field.to_string(), message: message.into() }
+    MapError {
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 pub struct MapOptions<'o> {
@@ -110,11 +114,15 @@ pub fn is_registry_type(t: &str) -> bool {
 pub fn is_reverse_dns(t: &str) -> bool {
     let labels: Vec<&str> = t.split('.').collect();
     labels.len() >= 3
-        && labels[0].bytes().next().is_some_and(|c| c.is_ascii_lowercase())
+        && labels[0]
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase())
         && labels.iter().all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+                && l.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
         })
 }
 
@@ -123,7 +131,8 @@ pub fn is_valid_tenant(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 /// RFC 4122 version 5 UUID (SHA-1, name-based), lowercase hyphenated.
@@ -137,7 +146,10 @@ pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
     u[6] = (u[6] & 0x0f) | 0x50;
     u[8] = (u[8] & 0x3f) | 0x80;
     let mut out = Vec::with_capacity(36);
-    for (i, chunk) in [&u[0..4], &u[4..6], &u[6..8], &u[8..10], &u[10..16]].iter().enumerate() {
+    for (i, chunk) in [&u[0..4], &u[4..6], &u[6..8], &u[8..10], &u[10..16]]
+        .iter()
+        .enumerate()
+    {
         if i > 0 {
             out.push(b'-');
         }
@@ -174,7 +186,10 @@ fn opt_str<'v>(field: &str, v: &'v Value<'_>, max: usize) -> Result<&'v str, Map
         Value::String(s) if !s.is_empty() && s.len() <= max => Ok(s),
         Value::String(s) if s.is_empty() => Err(err(field, "must not be empty")),
         Value::String(_) => Err(err(field, format!("is longer than {max} bytes"))),
-        other => Err(err(field, format!("must be a string, got {}", other.type_name()))),
+        other => Err(err(
+            field,
+            format!("must be a string, got {}", other.type_name()),
+        )),
     }
 }
 
@@ -195,14 +210,20 @@ fn pick<'v, 'a>(members: &'v [(Cow<'a, str>, Value<'a>)]) -> Result<Fields<'v, '
             "payload" => match v {
                 Value::Object(p) => f.payload = Some(p),
                 other => {
-                    return Err(err(k, format!("must be an object, got {}", other.type_name())))
+                    return Err(err(
+                        k,
+                        format!("must be an object, got {}", other.type_name()),
+                    ))
                 }
             },
             "ocsf" => f.ocsf = Some(v),
             "audit_ref" => f.audit_ref = Some(v),
             "schema_version" => {
                 if v.as_str() != Some("1") {
-                    return Err(err(k, "must be \"1\" (the only envelope version this build knows)"));
+                    return Err(err(
+                        k,
+                        "must be \"1\" (the only envelope version this build knows)",
+                    ));
                 }
             }
             "correlation_id" => f.correlation_id = Some(opt_str(k, v, 256)?),
@@ -244,7 +265,11 @@ fn write_refs_object(out: &mut Vec<u8>, refs: &mut [(&str, &Value<'_>)]) {
 
 /// Maps one native event (already redacted) to canonical CloudEvent bytes.
 /// `redactions` is the count the redaction stage reported for this event.
-pub fn map_event(native: &Value<'_>, redactions: u64, opts: &MapOptions<'_>) -> Result<Mapped, MapError> {
+pub fn map_event(
+    native: &Value<'_>,
+    redactions: u64,
+    opts: &MapOptions<'_>,
+) -> Result<Mapped, MapError> {
     let mut out = Vec::with_capacity(1024);
     let m = map_event_into(native, redactions, opts, &mut Scratch::default(), &mut out)?;
     let text = |(a, b): (usize, usize)| String::from_utf8_lossy(&out[a..b]).into_owned();
@@ -267,12 +292,21 @@ pub fn map_event_into(
     out: &mut Vec<u8>,
 ) -> Result<MappedAt, MapError> {
     let Value::Object(members) = native else {
-        return Err(err("", format!("each line must be a JSON object, got {}", native.type_name())));
+        return Err(err(
+            "",
+            format!(
+                "each line must be a JSON object, got {}",
+                native.type_name()
+            ),
+        ));
     };
     let f = pick(members)?;
 
     let tenant = f.tenant_id.or(opts.default_tenant).ok_or_else(|| {
-        err("tenant_id", "is required (set it on the event or pass --tenant-id)")
+        err(
+            "tenant_id",
+            "is required (set it on the event or pass --tenant-id)",
+        )
     })?;
     if !is_valid_tenant(tenant) {
         return Err(err(
@@ -280,7 +314,9 @@ pub fn map_event_into(
             format!("{tenant:?} must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"),
         ));
     }
-    let event_type = f.event_type.ok_or_else(|| err("event_type", "is required"))?;
+    let event_type = f
+        .event_type
+        .ok_or_else(|| err("event_type", "is required"))?;
     let registry = is_registry_type(event_type);
     if !registry && (!is_reverse_dns(event_type) || event_type.starts_with(TYPE_PREFIX)) {
         return Err(err(
@@ -292,14 +328,25 @@ pub fn map_event_into(
             ),
         ));
     }
-    let created_raw = f.created_at.ok_or_else(|| err("created_at", "is required (RFC 3339, e.g. 2026-05-01T12:00:00Z)"))?;
+    let created_raw = f.created_at.ok_or_else(|| {
+        err(
+            "created_at",
+            "is required (RFC 3339, e.g. 2026-05-01T12:00:00Z)",
+        )
+    })?;
     let time = normalize_rfc3339(created_raw).map_err(|m| err("created_at", m))?;
     let source = f.source.or(opts.default_source).ok_or_else(|| {
-        err("source", "is required (set it on the event or pass --source)")
+        err(
+            "source",
+            "is required (set it on the event or pass --source)",
+        )
     })?;
     if let Some(sev) = f.severity {
         if !SEVERITIES.contains(&sev) {
-            return Err(err("severity", format!("{sev:?} must be one of info, low, medium, high, critical")));
+            return Err(err(
+                "severity",
+                format!("{sev:?} must be one of info, low, medium, high, critical"),
+            ));
         }
     }
     if let Some(r) = f.risk_score {
@@ -313,8 +360,12 @@ pub fn map_event_into(
         Some(Value::Array(refs)) => {
             for (i, r) in refs.iter().enumerate() {
                 let ok = matches!(r, Value::Object(_))
-                    && r.get("kind").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
-                    && r.get("id").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+                    && r.get("kind")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                    && r.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty());
                 if !ok {
                     return Err(err(
                         &format!("entity_refs[{i}]"),
@@ -322,16 +373,24 @@ pub fn map_event_into(
                     ));
                 }
             }
-            refs.first().and_then(|r| r.get("id")).and_then(Value::as_str)
+            refs.first()
+                .and_then(|r| r.get("id"))
+                .and_then(Value::as_str)
         }
         Some(other) => {
-            return Err(err("entity_refs", format!("must be an array, got {}", other.type_name())))
+            return Err(err(
+                "entity_refs",
+                format!("must be an array, got {}", other.type_name()),
+            ))
         }
     };
     for (name, v) in [("ocsf", f.ocsf), ("audit_ref", f.audit_ref)] {
         if let Some(v) = v {
             if !matches!(v, Value::Object(_)) {
-                return Err(err(name, format!("must be an object, got {}", v.type_name())));
+                return Err(err(
+                    name,
+                    format!("must be an object, got {}", v.type_name()),
+                ));
             }
         }
     }
@@ -339,7 +398,12 @@ pub fn map_event_into(
     // Payload = the given payload plus unknown top-level members.
     let mut payload: Vec<(&str, &Value<'_>)> = Vec::new();
     if !f.extra.is_empty() {
-        payload.extend(f.payload.unwrap_or(&[]).iter().map(|(k, v)| (k.as_ref(), v)));
+        payload.extend(
+            f.payload
+                .unwrap_or(&[])
+                .iter()
+                .map(|(k, v)| (k.as_ref(), v)),
+        );
     }
     for m in &f.extra {
         if f.payload.is_some_and(|p| p.iter().any(|(k, _)| k == &m.0)) {
@@ -362,7 +426,10 @@ pub fn map_event_into(
         spans.push((start, vals.len()));
     }
     let raw = |key: &str| -> Option<&[u8]> {
-        members.iter().position(|(k, _)| k == key).map(|i| &vals[spans[i].0..spans[i].1])
+        members
+            .iter()
+            .position(|(k, _)| k == key)
+            .map(|i| &vals[spans[i].0..spans[i].1])
     };
 
     let derived;
@@ -493,7 +560,8 @@ pub fn map_event_into(
     let contenthash = if trace_start == trace_end {
         opts.alg.hash(&out[start..])
     } else {
-        opts.alg.hash_parts(&[&out[start..trace_start], &out[trace_end..]])
+        opts.alg
+            .hash_parts(&[&out[start..trace_start], &out[trace_end..]])
     };
     Ok(MappedAt {
         start,
@@ -544,44 +612,55 @@ fn derive_event_id(
             write_plain_string(&mut name, k);
         }
         name.push(b':');
-        name.extend_from_slice(if *is_default { &defaults[*s..*e] } else { &vals[*s..*e] });
+        name.extend_from_slice(if *is_default {
+            &defaults[*s..*e]
+        } else {
+            &vals[*s..*e]
+        });
     }
     name.push(b'}');
     uuid5(&EVENT_ID_NAMESPACE, &name)
 }
 
-/// Assembles the final line: content with the chain attributes spliced in, plus '\n'.
+/// The attributes the writer adds to a mapped event.
+pub struct ChainAttrs<'a> {
+    pub alg: HashAlg,
+    pub contenthash: &'a Digest,
+    pub chainhash: &'a Digest,
+    pub seq: u64,
+    /// The stream id as a JSON string (quotes included).
+    pub stream_id_json: &'a [u8],
+}
+
+/// Assembles the final line: `content` (a mapped event; `seq_at`/`stream_at`
+/// relative to it) with the chain attributes spliced in, plus '\n'.
 pub fn write_final_line(
     out: &mut Vec<u8>,
-    m_content: &[u8],
+    content: &[u8],
     seq_at: usize,
     stream_at: usize,
-    alg: HashAlg,
-    contenthash: &Digest,
-    chainhash: &Digest,
-    seq: u64,
-    stream_id_json: &[u8],
+    a: &ChainAttrs<'_>,
 ) {
-    out.reserve(m_content.len() + 200);
+    out.reserve(content.len() + 200);
     out.extend_from_slice(b"{\"chainhash\":\"");
-    out.extend_from_slice(alg.name().as_bytes());
+    out.extend_from_slice(a.alg.name().as_bytes());
     out.push(b':');
-    push_hex(out, chainhash);
+    push_hex(out, a.chainhash);
     out.extend_from_slice(b"\",\"contenthash\":\"");
-    out.extend_from_slice(alg.name().as_bytes());
+    out.extend_from_slice(a.alg.name().as_bytes());
     out.push(b':');
-    push_hex(out, contenthash);
+    push_hex(out, a.contenthash);
     out.extend_from_slice(b"\",");
-    out.extend_from_slice(&m_content[1..seq_at]);
+    out.extend_from_slice(&content[1..seq_at]);
     out.extend_from_slice(b"\"seq\":");
-    let mut ib = itoa_u64(seq);
+    let mut ib = itoa_u64(a.seq);
     out.extend_from_slice(ib.as_slice());
     out.push(b',');
-    out.extend_from_slice(&m_content[seq_at..stream_at]);
+    out.extend_from_slice(&content[seq_at..stream_at]);
     out.extend_from_slice(b"\"streamid\":");
-    out.extend_from_slice(stream_id_json);
+    out.extend_from_slice(a.stream_id_json);
     out.push(b',');
-    out.extend_from_slice(&m_content[stream_at..]);
+    out.extend_from_slice(&content[stream_at..]);
     out.push(b'\n');
 }
 
@@ -612,14 +691,24 @@ mod tests {
     use crate::json::parse;
 
     fn opts() -> MapOptions<'static> {
-        MapOptions { default_tenant: Some("acme"), default_source: Some("urn:test"), alg: HashAlg::Sha256 }
+        MapOptions {
+            default_tenant: Some("acme"),
+            default_source: Some("urn:test"),
+            alg: HashAlg::Sha256,
+        }
     }
 
     #[test]
     fn uuid5_matches_rfc4122_reference() {
         // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org") == 886313e1-3b8a-5372-9b90-0c9aee199e5d
-        let dns = [0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8];
-        assert_eq!(uuid5(&dns, b"python.org"), "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+        let dns = [
+            0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4,
+            0x30, 0xc8,
+        ];
+        assert_eq!(
+            uuid5(&dns, b"python.org"),
+            "886313e1-3b8a-5372-9b90-0c9aee199e5d"
+        );
     }
 
     #[test]
@@ -631,9 +720,21 @@ mod tests {
         let v = parse(native, 64).unwrap();
         let m = map_event(&v, 2, &opts()).unwrap();
         let mut line = Vec::new();
-        write_final_line(&mut line, &m.content, m.seq_at, m.stream_at, HashAlg::Sha256, &m.contenthash, &[7u8; 32], 42, b"\"s-1\"");
+        let attrs = ChainAttrs {
+            alg: HashAlg::Sha256,
+            contenthash: &m.contenthash,
+            chainhash: &[7u8; 32],
+            seq: 42,
+            stream_id_json: b"\"s-1\"",
+        };
+        write_final_line(&mut line, &m.content, m.seq_at, m.stream_at, &attrs);
         let body = &line[..line.len() - 1];
-        assert_eq!(canonicalize(body, 64).unwrap(), body, "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            canonicalize(body, 64).unwrap(),
+            body,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
         let s = String::from_utf8_lossy(body);
         assert!(s.contains("\"payload\":{\"aaa_extra\":\"moved\",\"finding_id\":\"F-1\",\"title\":\"t\",\"zzz_extra\":[1,2]}"));
         assert!(s.contains("\"time\":\"2026-05-01T10:00:00Z\""));
@@ -641,10 +742,22 @@ mod tests {
         assert!(s.contains("\"type\":\"io.agentbom.finding.created\""));
         // contenthash = H(JCS(event minus chain attributes and trace context))
         let reparsed = parse(body, 64).unwrap();
-        let Value::Object(ms) = reparsed else { panic!() };
+        let Value::Object(ms) = reparsed else {
+            panic!()
+        };
         let kept: Vec<_> = ms
             .into_iter()
-            .filter(|(k, _)| !["chainhash", "contenthash", "seq", "streamid", "traceparent", "tracestate"].contains(&k.as_ref()))
+            .filter(|(k, _)| {
+                ![
+                    "chainhash",
+                    "contenthash",
+                    "seq",
+                    "streamid",
+                    "traceparent",
+                    "tracestate",
+                ]
+                .contains(&k.as_ref())
+            })
             .collect();
         let expect = HashAlg::Sha256.hash(&crate::canon::to_vec(&Value::Object(kept)));
         assert_eq!(expect, m.contenthash);
@@ -666,17 +779,44 @@ mod tests {
             let e = map_event(&v, 0, &opts()).err().expect("should reject");
             assert_eq!(e.field, field, "{e}");
         }
-        let v = parse(br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00Z"}"#, 64).unwrap();
-        let no_defaults = MapOptions { default_tenant: None, default_source: None, alg: HashAlg::Sha256 };
-        assert_eq!(map_event(&v, 0, &no_defaults).err().unwrap().field, "tenant_id");
+        let v = parse(
+            br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00Z"}"#,
+            64,
+        )
+        .unwrap();
+        let no_defaults = MapOptions {
+            default_tenant: None,
+            default_source: None,
+            alg: HashAlg::Sha256,
+        };
+        assert_eq!(
+            map_event(&v, 0, &no_defaults).err().unwrap().field,
+            "tenant_id"
+        );
     }
 
     #[test]
     fn derived_id_is_stable_and_depends_on_content() {
-        let a = parse(br#"{"event_type":"runtime.exec","created_at":"2026-05-01T12:00:00Z","cmd":"ls"}"#, 64).unwrap();
-        let b = parse(br#"{"cmd":"ls","created_at":"2026-05-01T12:00:00Z","event_type":"runtime.exec"}"#, 64).unwrap();
-        let c = parse(br#"{"event_type":"runtime.exec","created_at":"2026-05-01T12:00:00Z","cmd":"id"}"#, 64).unwrap();
-        let (ma, mb, mc) = (map_event(&a, 0, &opts()).unwrap(), map_event(&b, 0, &opts()).unwrap(), map_event(&c, 0, &opts()).unwrap());
+        let a = parse(
+            br#"{"event_type":"runtime.exec","created_at":"2026-05-01T12:00:00Z","cmd":"ls"}"#,
+            64,
+        )
+        .unwrap();
+        let b = parse(
+            br#"{"cmd":"ls","created_at":"2026-05-01T12:00:00Z","event_type":"runtime.exec"}"#,
+            64,
+        )
+        .unwrap();
+        let c = parse(
+            br#"{"event_type":"runtime.exec","created_at":"2026-05-01T12:00:00Z","cmd":"id"}"#,
+            64,
+        )
+        .unwrap();
+        let (ma, mb, mc) = (
+            map_event(&a, 0, &opts()).unwrap(),
+            map_event(&b, 0, &opts()).unwrap(),
+            map_event(&c, 0, &opts()).unwrap(),
+        );
         assert_eq!(ma.content, mb.content);
         assert_ne!(ma.contenthash, mc.contenthash);
         // Recipe from docs/contracts.md: uuid5(ns, JCS(native + defaults)).

@@ -135,14 +135,23 @@ mod tests {
             hex(&HashAlg::Blake3.hash(b"")),
             "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
         );
-        assert_eq!(HashAlg::Sha256.hash_parts(&[b"a", b"bc"]), HashAlg::Sha256.hash(b"abc"));
+        assert_eq!(
+            HashAlg::Sha256.hash_parts(&[b"a", b"bc"]),
+            HashAlg::Sha256.hash(b"abc")
+        );
     }
 
     #[test]
     fn tagged_round_trip_and_rejects_uppercase() {
         let d = HashAlg::Blake3.hash(b"x");
-        assert_eq!(parse_tagged(&tagged(HashAlg::Blake3, &d)), Some((HashAlg::Blake3, d)));
-        assert_eq!(parse_tagged(&tagged(HashAlg::Blake3, &d).to_uppercase()), None);
+        assert_eq!(
+            parse_tagged(&tagged(HashAlg::Blake3, &d)),
+            Some((HashAlg::Blake3, d))
+        );
+        assert_eq!(
+            parse_tagged(&tagged(HashAlg::Blake3, &d).to_uppercase()),
+            None
+        );
         assert_eq!(parse_tagged("md5:00"), None);
     }
 }

@@ -119,11 +119,19 @@ impl fmt::Display for ParseError {
             ParseErrorKind::Syntax(m) => write!(f, "{m} at byte {}", self.offset),
             ParseErrorKind::InvalidUtf8 => write!(f, "invalid UTF-8 at byte {}", self.offset),
             ParseErrorKind::LoneSurrogate => {
-                write!(f, "lone UTF-16 surrogate in string escape at byte {}", self.offset)
+                write!(
+                    f,
+                    "lone UTF-16 surrogate in string escape at byte {}",
+                    self.offset
+                )
             }
             ParseErrorKind::DuplicateKey(k) => write!(f, "duplicate member name {k:?}"),
             ParseErrorKind::NumberOutOfRange => {
-                write!(f, "number at byte {} is outside the IEEE-754 double range", self.offset)
+                write!(
+                    f,
+                    "number at byte {} is outside the IEEE-754 double range",
+                    self.offset
+                )
             }
             ParseErrorKind::TooDeep(d) => write!(f, "nesting deeper than {d} levels"),
         }
@@ -138,7 +146,14 @@ pub fn parse(input: &[u8], max_depth: usize) -> Result<Value<'_>, ParseError> {
         kind: ParseErrorKind::InvalidUtf8,
         offset: e.valid_up_to(),
     })?;
-    let mut p = Parser { s: text, b: input, pos: 0, max_depth, members: Vec::new(), items: Vec::new() };
+    let mut p = Parser {
+        s: text,
+        b: input,
+        pos: 0,
+        max_depth,
+        members: Vec::new(),
+        items: Vec::new(),
+    };
     p.skip_ws();
     let v = p.value(0)?;
     p.skip_ws();
@@ -161,7 +176,10 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn err(&self, msg: &str) -> ParseError {
-        ParseError { kind: ParseErrorKind::Syntax(msg.to_string()), offset: self.pos }
+        ParseError {
+            kind: ParseErrorKind::Syntax(msg.to_string()),
+            offset: self.pos,
+        }
     }
 
     #[inline]
@@ -200,7 +218,10 @@ impl<'a> Parser<'a> {
 
     fn enter(&self, depth: usize) -> Result<(), ParseError> {
         if depth > self.max_depth {
-            Err(ParseError { kind: ParseErrorKind::TooDeep(self.max_depth), offset: self.pos })
+            Err(ParseError {
+                kind: ParseErrorKind::TooDeep(self.max_depth),
+                offset: self.pos,
+            })
         } else {
             Ok(())
         }
@@ -222,8 +243,10 @@ impl<'a> Parser<'a> {
         }
         let mut members: Vec<_> = self.members.drain(base..).collect();
         let at = self.pos;
-        sort_members(&mut members)
-            .map_err(|k| ParseError { kind: ParseErrorKind::DuplicateKey(k), offset: at })?;
+        sort_members(&mut members).map_err(|k| ParseError {
+            kind: ParseErrorKind::DuplicateKey(k),
+            offset: at,
+        })?;
         Ok(Value::Object(members))
     }
 
@@ -341,7 +364,10 @@ impl<'a> Parser<'a> {
         }
         let f: f64 = lit.parse().map_err(|_| self.err("invalid number"))?;
         if !f.is_finite() {
-            return Err(ParseError { kind: ParseErrorKind::NumberOutOfRange, offset: start });
+            return Err(ParseError {
+                kind: ParseErrorKind::NumberOutOfRange,
+                offset: start,
+            });
         }
         Ok(Value::Number(f))
     }
@@ -488,16 +514,43 @@ mod tests {
 
     #[test]
     fn rejects_lone_surrogates() {
-        for s in [r#""\ud800""#, r#""\udc00""#, r#""\ud800\u0041""#, r#""\ud800x""#] {
-            assert_eq!(parse(s.as_bytes(), 8).unwrap_err().kind, ParseErrorKind::LoneSurrogate, "{s}");
+        for s in [
+            r#""\ud800""#,
+            r#""\udc00""#,
+            r#""\ud800\u0041""#,
+            r#""\ud800x""#,
+        ] {
+            assert_eq!(
+                parse(s.as_bytes(), 8).unwrap_err().kind,
+                ParseErrorKind::LoneSurrogate,
+                "{s}"
+            );
         }
-        assert_eq!(parse(br#""\ud83d\ude00""#, 8).unwrap(), Value::String("😀".into()));
+        assert_eq!(
+            parse(br#""\ud83d\ude00""#, 8).unwrap(),
+            Value::String("😀".into())
+        );
     }
 
     #[test]
     fn rejects_out_of_range_numbers_and_bad_syntax() {
-        assert_eq!(parse(b"1e400", 8).unwrap_err().kind, ParseErrorKind::NumberOutOfRange);
-        for bad in ["01", "1.", ".5", "-", "+1", "NaN", "Infinity", "[1,]", "{\"a\":1,}", "\"a\tb\"", "[1] 2"] {
+        assert_eq!(
+            parse(b"1e400", 8).unwrap_err().kind,
+            ParseErrorKind::NumberOutOfRange
+        );
+        for bad in [
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "+1",
+            "NaN",
+            "Infinity",
+            "[1,]",
+            "{\"a\":1,}",
+            "\"a\tb\"",
+            "[1] 2",
+        ] {
             assert!(parse(bad.as_bytes(), 8).is_err(), "{bad} should fail");
         }
     }
@@ -507,8 +560,16 @@ mod tests {
         let deep = "[".repeat(100_000);
         let e = parse(deep.as_bytes(), 64).unwrap_err();
         assert!(e.is_limit());
-        assert!(parse(format!("{}{}", "[".repeat(64), "]".repeat(64)).as_bytes(), 64).is_ok());
-        assert!(parse(format!("{}{}", "[".repeat(65), "]".repeat(65)).as_bytes(), 64).is_err());
+        assert!(parse(
+            format!("{}{}", "[".repeat(64), "]".repeat(64)).as_bytes(),
+            64
+        )
+        .is_ok());
+        assert!(parse(
+            format!("{}{}", "[".repeat(65), "]".repeat(65)).as_bytes(),
+            64
+        )
+        .is_err());
     }
 
     #[test]

@@ -111,7 +111,12 @@ impl<R: Read> BatchReader<R> {
     fn push_line(batch: &mut Batch, number: u64, bytes: &[u8], overlong: Option<u64>) {
         let start = batch.data.len();
         batch.data.extend_from_slice(bytes);
-        batch.lines.push(LineRef { number, start, end: batch.data.len(), overlong });
+        batch.lines.push(LineRef {
+            number,
+            start,
+            end: batch.data.len(),
+            overlong,
+        });
     }
 
     /// Next batch of complete lines, or None at the end of input.
@@ -125,7 +130,11 @@ impl<R: Read> BatchReader<R> {
     pub fn next_batch_reusing(&mut self, spare: Option<Vec<u8>>) -> io::Result<Option<Batch>> {
         let mut data = spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + 4096));
         data.clear();
-        let mut batch = Batch { index: self.batch_index, data, lines: Vec::with_capacity(BATCH_LINES / 2) };
+        let mut batch = Batch {
+            index: self.batch_index,
+            data,
+            lines: Vec::with_capacity(BATCH_LINES / 2),
+        };
         loop {
             if batch.data.len() >= BATCH_BYTES || batch.lines.len() >= BATCH_LINES {
                 break;
@@ -162,7 +171,12 @@ impl<R: Read> BatchReader<R> {
                     let number = self.line_no;
                     let start_in_batch = batch.data.len();
                     batch.data.extend_from_slice(&self.buf[start..start + i]);
-                    batch.lines.push(LineRef { number, start: start_in_batch, end: batch.data.len(), overlong: None });
+                    batch.lines.push(LineRef {
+                        number,
+                        start: start_in_batch,
+                        end: batch.data.len(),
+                        overlong: None,
+                    });
                 }
                 found => {
                     let pending = found.unwrap_or(avail.len());
@@ -200,7 +214,11 @@ mod tests {
     use super::*;
 
     fn read_all(input: &[u8], max: usize) -> Vec<(u64, Vec<u8>, Option<u64>)> {
-        let limits = Limits { max_line_bytes: max, max_depth: 64, max_records: u64::MAX };
+        let limits = Limits {
+            max_line_bytes: max,
+            max_depth: 64,
+            max_records: u64::MAX,
+        };
         let mut r = BatchReader::new(input, limits, None);
         let mut out = Vec::new();
         while let Some(b) = r.next_batch().unwrap() {
@@ -214,13 +232,21 @@ mod tests {
     #[test]
     fn splits_lines_and_keeps_a_final_unterminated_line() {
         let got = read_all(b"a\n\nbc\nd", 100);
-        assert_eq!(got, vec![(1, b"a".to_vec(), None), (2, b"".to_vec(), None), (3, b"bc".to_vec(), None), (4, b"d".to_vec(), None)]);
+        assert_eq!(
+            got,
+            vec![
+                (1, b"a".to_vec(), None),
+                (2, b"".to_vec(), None),
+                (3, b"bc".to_vec(), None),
+                (4, b"d".to_vec(), None)
+            ]
+        );
     }
 
     #[test]
     fn overlong_lines_are_cut_without_losing_line_numbers() {
         let mut input = b"ok\n".to_vec();
-        input.extend(std::iter::repeat(b'x').take(3 * CHUNK + 17));
+        input.extend(std::iter::repeat_n(b'x', 3 * CHUNK + 17));
         input.extend_from_slice(b"\nafter\n");
         let got = read_all(&input, 1000);
         assert_eq!(got.len(), 3);

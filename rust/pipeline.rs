@@ -18,8 +18,8 @@ use ed25519_dalek::Signer as _;
 use crate::canon::write_string;
 use crate::chain::{genesis, leaf_hash, link, MerkleAccumulator};
 use crate::cloudevent::{
-    map_event_into, uuid5, write_final_line, MapOptions, MappedAt, Scratch, CHECKPOINT_TYPE,
-    EVENT_ID_NAMESPACE,
+    map_event_into, uuid5, write_final_line, ChainAttrs, MapOptions, MappedAt, Scratch,
+    CHECKPOINT_TYPE, EVENT_ID_NAMESPACE,
 };
 use crate::digest::{tagged, Digest, HashAlg};
 use crate::json::{self, Value};
@@ -102,7 +102,12 @@ impl From<io::Error> for StreamError {
 /// Callbacks the writer makes, in input order, on the writer thread.
 pub trait StreamObserver {
     fn reject(&mut self, r: &Reject) -> Result<(), StreamError>;
-    fn progress(&mut self, _events: u64, _rejected: u64, _bytes_in: u64) -> Result<(), StreamError> {
+    fn progress(
+        &mut self,
+        _events: u64,
+        _rejected: u64,
+        _bytes_in: u64,
+    ) -> Result<(), StreamError> {
         Ok(())
     }
 }
@@ -121,7 +126,12 @@ struct Processed {
 }
 
 fn reject(line: u64, code: &'static str, reason: String, raw: &[u8]) -> Item {
-    Item::Reject(Reject { line, code, reason, raw: raw.to_vec() })
+    Item::Reject(Reject {
+        line,
+        code,
+        reason,
+        raw: raw.to_vec(),
+    })
 }
 
 fn process_batch(
@@ -145,7 +155,11 @@ fn process_batch(
             items.push(reject(
                 l.number,
                 "LIMIT_EXCEEDED",
-                format!("line is {total} bytes, over the {} byte limit (first {} bytes kept)", cfg.limits.max_line_bytes, raw.len()),
+                format!(
+                    "line is {total} bytes, over the {} byte limit (first {} bytes kept)",
+                    cfg.limits.max_line_bytes,
+                    raw.len()
+                ),
                 raw,
             ));
             continue;
@@ -163,7 +177,12 @@ fn process_batch(
                 continue;
             }
             Err(e) => {
-                items.push(reject(l.number, "MALFORMED_JSON", format!("not valid JSON: {e}"), raw));
+                items.push(reject(
+                    l.number,
+                    "MALFORMED_JSON",
+                    format!("not valid JSON: {e}"),
+                    raw,
+                ));
                 continue;
             }
         };
@@ -173,7 +192,12 @@ fn process_batch(
             Err(e) => items.push(reject(l.number, "INVALID_EVENT", e.to_string(), raw)),
         }
     }
-    Processed { index: batch.index, items, content, bytes: batch.data.len() as u64 + batch.lines.len() as u64 }
+    Processed {
+        index: batch.index,
+        items,
+        content,
+        bytes: batch.data.len() as u64 + batch.lines.len() as u64,
+    }
 }
 
 /// Order-dependent state: seq, chain, Merkle accumulator, checkpoints, output buffer.
@@ -219,18 +243,22 @@ impl<'w, W: Write> Writer<'w, W> {
             return Err(StreamError::TooManyRecords(self.seq));
         }
         let chain = link(self.cfg.alg, &self.prev, &m.contenthash, self.seq);
+        let attrs = ChainAttrs {
+            alg: self.cfg.alg,
+            contenthash: &m.contenthash,
+            chainhash: &chain,
+            seq: self.seq,
+            stream_id_json: &self.stream_id_json,
+        };
         write_final_line(
             &mut self.buf,
             &buf[m.start..m.end],
             m.seq_at - m.start,
             m.stream_at - m.start,
-            self.cfg.alg,
-            &m.contenthash,
-            &chain,
-            self.seq,
-            &self.stream_id_json,
+            &attrs,
         );
-        self.merkle.push_leaf_hash(leaf_hash(self.cfg.alg, &m.contenthash));
+        self.merkle
+            .push_leaf_hash(leaf_hash(self.cfg.alg, &m.contenthash));
         self.prev = chain;
         self.seq += 1;
         if self.buf.len() >= FLUSH_AT {
@@ -287,8 +315,16 @@ impl<'w, W: Write> Writer<'w, W> {
             ])
             .map_err(StreamError::Config)?,
         );
-        let tenant = self.cfg.default_tenant.clone().unwrap_or_else(|| self.last_tenant.clone());
-        let source = self.cfg.default_source.clone().unwrap_or_else(|| "urn:agent-bom:evidence".to_string());
+        let tenant = self
+            .cfg
+            .default_tenant
+            .clone()
+            .unwrap_or_else(|| self.last_tenant.clone());
+        let source = self
+            .cfg
+            .default_source
+            .clone()
+            .unwrap_or_else(|| "urn:agent-bom:evidence".to_string());
         let native = Value::object(vec![
             ("event_id".into(), s(uuid5(&EVENT_ID_NAMESPACE, &id_name))),
             ("event_type".into(), s(CHECKPOINT_TYPE.to_string())),
@@ -303,10 +339,17 @@ impl<'w, W: Write> Writer<'w, W> {
                 ])
                 .map_err(StreamError::Config)?]),
             ),
-            ("payload".into(), Value::object(payload).map_err(StreamError::Config)?),
+            (
+                "payload".into(),
+                Value::object(payload).map_err(StreamError::Config)?,
+            ),
         ])
         .map_err(StreamError::Config)?;
-        let opts = MapOptions { default_tenant: None, default_source: None, alg };
+        let opts = MapOptions {
+            default_tenant: None,
+            default_source: None,
+            alg,
+        };
         let mut content = Vec::with_capacity(1024);
         let mapped = map_event_into(&native, 0, &opts, &mut Scratch::default(), &mut content)
             .map_err(|e| StreamError::Config(format!("checkpoint: {e}")))?;
@@ -371,7 +414,13 @@ pub fn run<R: Read + Send, W: Write>(
         let mut scratch = Scratch::default();
         let (mut spare_data, mut spare_content) = (None, Vec::new());
         while let Some(batch) = reader.next_batch_reusing(spare_data.take())? {
-            let p = process_batch(&batch, cfg, redactor, &mut scratch, std::mem::take(&mut spare_content));
+            let p = process_batch(
+                &batch,
+                cfg,
+                redactor,
+                &mut scratch,
+                std::mem::take(&mut spare_content),
+            );
             writer.consume(&p, obs)?;
             spare_data = Some(batch.data);
             spare_content = p.content;
@@ -432,7 +481,9 @@ pub fn run<R: Read + Send, W: Write>(
             }
         }
         drop(done_rx); // unblocks workers and the reader if we stopped early
-        let read_result = reader_handle.join().unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")));
+        let read_result = reader_handle
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")));
         result?;
         read_result?;
         writer.finish()

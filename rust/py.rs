@@ -10,19 +10,23 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use crate::canon;
 use crate::chain;
 use crate::digest::{hex, parse_hex32, tagged, Digest, HashAlg};
 use crate::json::{ParseError, Value};
 use crate::lines::Limits;
 use crate::pipeline::{self, CheckpointSigner, Reject, StreamConfig, StreamError, StreamObserver};
 use crate::verify::{self, Problem, VerifyOptions};
-use crate::canon;
 
 const MAX_SAFE_INT: i64 = (1 << 53) - 1;
 const PY_MAX_DEPTH: usize = 512;
 
 fn alg(name: &str) -> PyResult<HashAlg> {
-    HashAlg::parse(name).ok_or_else(|| PyValueError::new_err(format!("unknown hash algorithm {name:?}: use 'sha256' or 'blake3'")))
+    HashAlg::parse(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown hash algorithm {name:?}: use 'sha256' or 'blake3'"
+        ))
+    })
 }
 
 fn path_str(path: &[String]) -> String {
@@ -34,9 +38,16 @@ fn path_str(path: &[String]) -> String {
 }
 
 /// Converts a Python object to a JSON tree, naming the path of anything that is not JSON.
-fn to_value<'py>(obj: &Bound<'py, PyAny>, path: &mut Vec<String>, depth: usize) -> PyResult<Value<'static>> {
+fn to_value<'py>(
+    obj: &Bound<'py, PyAny>,
+    path: &mut Vec<String>,
+    depth: usize,
+) -> PyResult<Value<'static>> {
     if depth > PY_MAX_DEPTH {
-        return Err(PyValueError::new_err(format!("{}: nesting deeper than {PY_MAX_DEPTH} levels", path_str(path))));
+        return Err(PyValueError::new_err(format!(
+            "{}: nesting deeper than {PY_MAX_DEPTH} levels",
+            path_str(path)
+        )));
     }
     if obj.is_none() {
         return Ok(Value::Null);
@@ -46,7 +57,10 @@ fn to_value<'py>(obj: &Bound<'py, PyAny>, path: &mut Vec<String>, depth: usize) 
     }
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_str().map_err(|_| {
-            PyValueError::new_err(format!("{}: string holds a lone surrogate, which JSON (I-JSON) cannot carry", path_str(path)))
+            PyValueError::new_err(format!(
+                "{}: string holds a lone surrogate, which JSON (I-JSON) cannot carry",
+                path_str(path)
+            ))
         })?;
         return Ok(Value::String(Cow::Owned(s.to_owned())));
     }
@@ -63,7 +77,10 @@ fn to_value<'py>(obj: &Bound<'py, PyAny>, path: &mut Vec<String>, depth: usize) 
     if let Ok(f) = obj.cast::<PyFloat>() {
         let v = f.value();
         if !v.is_finite() {
-            return Err(PyValueError::new_err(format!("{}: {v} is not representable in JSON (NaN and Infinity are rejected)", path_str(path))));
+            return Err(PyValueError::new_err(format!(
+                "{}: {v} is not representable in JSON (NaN and Infinity are rejected)",
+                path_str(path)
+            )));
         }
         return Ok(Value::Number(v));
     }
@@ -71,15 +88,29 @@ fn to_value<'py>(obj: &Bound<'py, PyAny>, path: &mut Vec<String>, depth: usize) 
         let mut members = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
             let key = k.cast::<PyString>().map_err(|_| {
-                PyValueError::new_err(format!("{}: object keys must be strings, got {}", path_str(path), k.get_type().name().map(|n| n.to_string()).unwrap_or_default()))
+                PyValueError::new_err(format!(
+                    "{}: object keys must be strings, got {}",
+                    path_str(path),
+                    k.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
             })?;
-            let key = key.to_str().map_err(|_| PyValueError::new_err(format!("{}: key holds a lone surrogate", path_str(path))))?.to_owned();
+            let key = key
+                .to_str()
+                .map_err(|_| {
+                    PyValueError::new_err(format!("{}: key holds a lone surrogate", path_str(path)))
+                })?
+                .to_owned();
             path.push(format!(".{key}"));
             let value = to_value(&v, path, depth + 1)?;
             path.pop();
             members.push((Cow::Owned(key), value));
         }
-        return Value::object(members).map_err(|k| PyValueError::new_err(format!("{}: duplicate key {k:?}", path_str(path))));
+        return Value::object(members).map_err(|k| {
+            PyValueError::new_err(format!("{}: duplicate key {k:?}", path_str(path)))
+        });
     }
     if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
         let mut items = Vec::new();
@@ -93,7 +124,10 @@ fn to_value<'py>(obj: &Bound<'py, PyAny>, path: &mut Vec<String>, depth: usize) 
     Err(PyValueError::new_err(format!(
         "{}: {} is not a JSON type (use dict, list, str, int, float, bool or None)",
         path_str(path),
-        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        obj.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
     )))
 }
 
@@ -112,8 +146,14 @@ fn canonical_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bou
 /// RFC 8785 canonical form of JSON text.
 #[pyfunction]
 #[pyo3(signature = (data, max_depth = 128))]
-fn canonicalize<'py>(py: Python<'py>, data: &[u8], max_depth: usize) -> PyResult<Bound<'py, PyBytes>> {
-    let out = py.detach(|| canon::canonicalize(data, max_depth)).map_err(parse_err)?;
+fn canonicalize<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    max_depth: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = py
+        .detach(|| canon::canonicalize(data, max_depth))
+        .map_err(parse_err)?;
     Ok(PyBytes::new(py, &out))
 }
 
@@ -137,7 +177,9 @@ fn digests(items: &[String]) -> PyResult<Vec<Digest>> {
         .iter()
         .map(|s| {
             let h = s.split_once(':').map_or(s.as_str(), |x| x.1);
-            parse_hex32(h).ok_or_else(|| PyValueError::new_err(format!("{s:?} is not a 32-byte digest in hex")))
+            parse_hex32(h).ok_or_else(|| {
+                PyValueError::new_err(format!("{s:?} is not a 32-byte digest in hex"))
+            })
         })
         .collect()
 }
@@ -157,16 +199,28 @@ fn merkle_root(leaves: Vec<Vec<u8>>, algorithm: &str) -> PyResult<String> {
 fn inclusion_proof(leaves: Vec<Vec<u8>>, index: usize, algorithm: &str) -> PyResult<Vec<String>> {
     let a = alg(algorithm)?;
     if index >= leaves.len() {
-        return Err(PyValueError::new_err(format!("index {index} is outside a tree of {} leaves", leaves.len())));
+        return Err(PyValueError::new_err(format!(
+            "index {index} is outside a tree of {} leaves",
+            leaves.len()
+        )));
     }
     let hashes: Vec<Digest> = leaves.iter().map(|l| chain::leaf_hash(a, l)).collect();
-    Ok(chain::inclusion_proof(a, &hashes, index).iter().map(|d| hex(d)).collect())
+    Ok(chain::inclusion_proof(a, &hashes, index)
+        .iter()
+        .map(|d| hex(d))
+        .collect())
 }
 
 /// Root (hex) implied by a leaf hash and its audit path, or None if the path cannot fit the tree.
 #[pyfunction]
 #[pyo3(signature = (leaf_hash, index, size, path, algorithm = "sha256"))]
-fn root_from_inclusion_proof(leaf_hash: String, index: u64, size: u64, path: Vec<String>, algorithm: &str) -> PyResult<Option<String>> {
+fn root_from_inclusion_proof(
+    leaf_hash: String,
+    index: u64,
+    size: u64,
+    path: Vec<String>,
+    algorithm: &str,
+) -> PyResult<Option<String>> {
     let a = alg(algorithm)?;
     let leaf = digests(&[leaf_hash])?[0];
     let path = digests(&path)?;
@@ -176,7 +230,9 @@ fn root_from_inclusion_proof(leaf_hash: String, index: u64, size: u64, path: Vec
 /// Leaf hash H(0x00 ‖ contenthash) for a `<alg>:<hex>` contenthash.
 #[pyfunction]
 fn evidence_leaf_hash(contenthash: &str) -> PyResult<String> {
-    let (a, d) = crate::digest::parse_tagged(contenthash).ok_or_else(|| PyValueError::new_err(format!("{contenthash:?} is not '<sha256|blake3>:<hex>'")))?;
+    let (a, d) = crate::digest::parse_tagged(contenthash).ok_or_else(|| {
+        PyValueError::new_err(format!("{contenthash:?} is not '<sha256|blake3>:<hex>'"))
+    })?;
     Ok(tagged(a, &chain::leaf_hash(a, &d)))
 }
 
@@ -199,8 +255,13 @@ struct PyReader {
 impl Read for PyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Python::attach(|py| {
-            let chunk = self.obj.call_method1(py, "read", (buf.len(),)).map_err(|e| stash(&self.err, e))?;
-            let bytes = chunk.cast_bound::<PyBytes>(py).map_err(|_| io::Error::other("input must be opened in binary mode (read() returned str)"))?;
+            let chunk = self
+                .obj
+                .call_method1(py, "read", (buf.len(),))
+                .map_err(|e| stash(&self.err, e))?;
+            let bytes = chunk.cast_bound::<PyBytes>(py).map_err(|_| {
+                io::Error::other("input must be opened in binary mode (read() returned str)")
+            })?;
             let b = bytes.as_bytes();
             let n = b.len().min(buf.len());
             buf[..n].copy_from_slice(&b[..n]);
@@ -217,7 +278,9 @@ struct PyWriter {
 impl Write for PyWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Python::attach(|py| {
-            self.obj.call_method1(py, "write", (PyBytes::new(py, buf),)).map_err(|e| stash(&self.err, e))?;
+            self.obj
+                .call_method1(py, "write", (PyBytes::new(py, buf),))
+                .map_err(|e| stash(&self.err, e))?;
             Ok(buf.len())
         })
     }
@@ -234,21 +297,32 @@ struct PyObserver {
 
 impl StreamObserver for PyObserver {
     fn reject(&mut self, r: &Reject) -> Result<(), StreamError> {
-        let Some(cb) = &self.on_reject else { return Ok(()) };
+        let Some(cb) = &self.on_reject else {
+            return Ok(());
+        };
         Python::attach(|py| {
-            cb.call1(py, (r.line, r.code, r.reason.as_str(), PyBytes::new(py, &r.raw))).map(|_| ()).map_err(|e| {
+            cb.call1(
+                py,
+                (r.line, r.code, r.reason.as_str(), PyBytes::new(py, &r.raw)),
+            )
+            .map(|_| ())
+            .map_err(|e| {
                 let io = stash(&self.err, e);
                 StreamError::Callback(io.to_string())
             })
         })
     }
     fn progress(&mut self, events: u64, rejected: u64, bytes_in: u64) -> Result<(), StreamError> {
-        let Some(cb) = &self.on_progress else { return Ok(()) };
+        let Some(cb) = &self.on_progress else {
+            return Ok(());
+        };
         Python::attach(|py| {
-            cb.call1(py, (events, rejected, bytes_in)).map(|_| ()).map_err(|e| {
-                let io = stash(&self.err, e);
-                StreamError::Callback(io.to_string())
-            })
+            cb.call1(py, (events, rejected, bytes_in))
+                .map(|_| ())
+                .map_err(|e| {
+                    let io = stash(&self.err, e);
+                    StreamError::Callback(io.to_string())
+                })
         })
     }
 }
@@ -283,11 +357,20 @@ fn stream<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let signer = match (signing_seed, key_id) {
         (Some(seed), Some(key_id)) => {
-            let seed: [u8; 32] = seed.try_into().map_err(|_| PyValueError::new_err("signing_seed must be the 32-byte Ed25519 private key seed"))?;
-            Some(CheckpointSigner { key: ed25519_dalek::SigningKey::from_bytes(&seed), key_id })
+            let seed: [u8; 32] = seed.try_into().map_err(|_| {
+                PyValueError::new_err("signing_seed must be the 32-byte Ed25519 private key seed")
+            })?;
+            Some(CheckpointSigner {
+                key: ed25519_dalek::SigningKey::from_bytes(&seed),
+                key_id,
+            })
         }
         (None, None) => None,
-        _ => return Err(PyValueError::new_err("a signing key needs a key id, and a key id needs a signing key")),
+        _ => {
+            return Err(PyValueError::new_err(
+                "a signing key needs a key id, and a key id needs a signing key",
+            ))
+        }
     };
     let cfg = StreamConfig {
         stream_id,
@@ -296,13 +379,27 @@ fn stream<'py>(
         checkpoint_every,
         alg: alg(algorithm)?,
         threads: threads.max(1),
-        limits: Limits { max_line_bytes, max_depth, max_records },
+        limits: Limits {
+            max_line_bytes,
+            max_depth,
+            max_records,
+        },
         signer,
     };
     let err: ErrSlot = Arc::new(Mutex::new(None));
-    let input = PyReader { obj: reader, err: err.clone() };
-    let mut output = PyWriter { obj: writer, err: err.clone() };
-    let mut obs = PyObserver { on_reject, on_progress, err: err.clone() };
+    let input = PyReader {
+        obj: reader,
+        err: err.clone(),
+    };
+    let mut output = PyWriter {
+        obj: writer,
+        err: err.clone(),
+    };
+    let mut obs = PyObserver {
+        on_reject,
+        on_progress,
+        err: err.clone(),
+    };
     let result = py.detach(|| pipeline::run(&cfg, input, &mut output, None, &mut obs));
     if let Some(e) = take_err(&err) {
         return Err(e);
@@ -319,7 +416,10 @@ fn stream<'py>(
     d.set_item("bytes_in", stats.bytes_in)?;
     d.set_item("bytes_out", stats.bytes_out)?;
     d.set_item("head", stats.head.map(|h| tagged(cfg.alg, &h)))?;
-    d.set_item("merkle_root", stats.merkle_root.map(|h| tagged(cfg.alg, &h)))?;
+    d.set_item(
+        "merkle_root",
+        stats.merkle_root.map(|h| tagged(cfg.alg, &h)),
+    )?;
     Ok(d)
 }
 
@@ -353,19 +453,30 @@ fn verify_stream<'py>(
     let public_key = match public_key {
         None => None,
         Some(k) => {
-            let raw: [u8; 32] = k.try_into().map_err(|_| PyValueError::new_err("public_key must be the 32-byte raw Ed25519 public key"))?;
-            Some(ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| PyValueError::new_err(format!("not a valid Ed25519 public key: {e}")))?)
+            let raw: [u8; 32] = k.try_into().map_err(|_| {
+                PyValueError::new_err("public_key must be the 32-byte raw Ed25519 public key")
+            })?;
+            Some(ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| {
+                PyValueError::new_err(format!("not a valid Ed25519 public key: {e}"))
+            })?)
         }
     };
     let opts = VerifyOptions {
-        limits: Limits { max_line_bytes, max_depth, max_records },
+        limits: Limits {
+            max_line_bytes,
+            max_depth,
+            max_records,
+        },
         public_key,
         require_sealed,
         max_problems,
         collect,
     };
     let err: ErrSlot = Arc::new(Mutex::new(None));
-    let input = PyReader { obj: reader, err: err.clone() };
+    let input = PyReader {
+        obj: reader,
+        err: err.clone(),
+    };
     let result = py.detach(|| verify::verify(input, opts));
     if let Some(e) = take_err(&err) {
         return Err(e);
@@ -419,21 +530,40 @@ fn verify_stream<'py>(
 
 /// Audit path (tagged hex) for leaf `index` in the tree over the first `size` leaf hashes.
 #[pyfunction]
-fn inclusion_path_for_leaves(leaves: Vec<String>, index: usize, size: usize) -> PyResult<Vec<String>> {
-    let a = leaves.first().and_then(|l| crate::digest::parse_tagged(l)).map(|x| x.0).unwrap_or(HashAlg::Sha256);
+fn inclusion_path_for_leaves(
+    leaves: Vec<String>,
+    index: usize,
+    size: usize,
+) -> PyResult<Vec<String>> {
+    let a = leaves
+        .first()
+        .and_then(|l| crate::digest::parse_tagged(l))
+        .map(|x| x.0)
+        .unwrap_or(HashAlg::Sha256);
     if size > leaves.len() || index >= size {
-        return Err(PyValueError::new_err(format!("leaf {index} is not inside a tree of size {size} ({} leaves known)", leaves.len())));
+        return Err(PyValueError::new_err(format!(
+            "leaf {index} is not inside a tree of size {size} ({} leaves known)",
+            leaves.len()
+        )));
     }
     let hashes = digests(&leaves[..size])?;
-    Ok(chain::inclusion_proof(a, &hashes, index).iter().map(|d| tagged(a, d)).collect())
+    Ok(chain::inclusion_proof(a, &hashes, index)
+        .iter()
+        .map(|d| tagged(a, d))
+        .collect())
 }
 
 /// Ed25519 signature check (used for checkpoint payloads carried inside proofs).
 #[pyfunction]
 fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> PyResult<bool> {
-    let raw: [u8; 32] = public_key.try_into().map_err(|_| PyValueError::new_err("public_key must be 32 raw bytes"))?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| PyValueError::new_err(format!("not a valid Ed25519 public key: {e}")))?;
-    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return Ok(false) };
+    let raw: [u8; 32] = public_key
+        .try_into()
+        .map_err(|_| PyValueError::new_err("public_key must be 32 raw bytes"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&raw)
+        .map_err(|e| PyValueError::new_err(format!("not a valid Ed25519 public key: {e}")))?;
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+        return Ok(false);
+    };
     Ok(key.verify_strict(message, &sig).is_ok())
 }
 
@@ -442,7 +572,10 @@ fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> PyResu
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("REGISTRY_TYPES", crate::cloudevent::REGISTRY_TYPES.to_vec())?;
-    m.add("EVENT_ID_NAMESPACE", hex(&crate::cloudevent::EVENT_ID_NAMESPACE))?;
+    m.add(
+        "EVENT_ID_NAMESPACE",
+        hex(&crate::cloudevent::EVENT_ID_NAMESPACE),
+    )?;
     m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
     m.add_function(wrap_pyfunction!(canonicalize, m)?)?;
     m.add_function(wrap_pyfunction!(content_hash, m)?)?;

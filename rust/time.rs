@@ -5,9 +5,7 @@
 /// Normalizes an RFC 3339 date-time to UTC, or says what is wrong with it.
 pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
-    let bad = || {
-        format!("{s:?} is not an RFC 3339 date-time (expected e.g. 2026-05-01T12:00:00Z)")
-    };
+    let bad = || format!("{s:?} is not an RFC 3339 date-time (expected e.g. 2026-05-01T12:00:00Z)");
     if b.len() < 20 {
         return Err(bad());
     }
@@ -29,16 +27,23 @@ pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
     if !sep_ok {
         return Err(bad());
     }
-    let (Some(year), Some(month), Some(day), Some(hour), Some(min), Some(sec)) =
-        (digits(0..4), digits(5..7), digits(8..10), digits(11..13), digits(14..16), digits(17..19))
-    else {
+    let (Some(year), Some(month), Some(day), Some(hour), Some(min), Some(sec)) = (
+        digits(0..4),
+        digits(5..7),
+        digits(8..10),
+        digits(11..13),
+        digits(14..16),
+        digits(17..19),
+    ) else {
         return Err(bad());
     };
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return Err(format!("{s:?} has an invalid calendar date"));
     }
     if hour > 23 || min > 59 || sec > 59 {
-        return Err(format!("{s:?} has an invalid time of day (leap seconds are not accepted)"));
+        return Err(format!(
+            "{s:?} has an invalid time of day (leap seconds are not accepted)"
+        ));
     }
     let mut i = 19;
     let mut frac = "";
@@ -70,10 +75,15 @@ pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
                 _ => return Err(bad()),
             }
         }
-        _ => return Err(format!("{s:?} needs a time zone: 'Z' or an offset like +02:00")),
+        _ => {
+            return Err(format!(
+                "{s:?} needs a time zone: 'Z' or an offset like +02:00"
+            ))
+        }
     };
     let days = days_from_civil(year as i64, month, day);
-    let secs = days * 86_400 + (hour as i64) * 3600 + (min as i64) * 60 + sec as i64 - offset_min * 60;
+    let secs =
+        days * 86_400 + (hour as i64) * 3600 + (min as i64) * 60 + sec as i64 - offset_min * 60;
     let (y, mo, d, h, mi, se) = civil_from_secs(secs);
     if !(0..=9999).contains(&y) {
         return Err(format!("{s:?} falls outside years 0000-9999 in UTC"));
@@ -123,7 +133,14 @@ fn civil_from_secs(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 #[cfg(test)]
@@ -132,11 +149,26 @@ mod tests {
 
     #[test]
     fn normalizes_offsets_and_fractions_to_utc() {
-        assert_eq!(normalize_rfc3339("2026-05-01T12:00:00Z").unwrap(), "2026-05-01T12:00:00Z");
-        assert_eq!(normalize_rfc3339("2026-05-01t12:00:00.500z").unwrap(), "2026-05-01T12:00:00.5Z");
-        assert_eq!(normalize_rfc3339("2026-05-01T01:30:00+02:00").unwrap(), "2026-04-30T23:30:00Z");
-        assert_eq!(normalize_rfc3339("2024-12-31T23:59:59.000000001-01:00").unwrap(), "2025-01-01T00:59:59.000000001Z");
-        assert_eq!(normalize_rfc3339("2024-02-29T00:00:00Z").unwrap(), "2024-02-29T00:00:00Z");
+        assert_eq!(
+            normalize_rfc3339("2026-05-01T12:00:00Z").unwrap(),
+            "2026-05-01T12:00:00Z"
+        );
+        assert_eq!(
+            normalize_rfc3339("2026-05-01t12:00:00.500z").unwrap(),
+            "2026-05-01T12:00:00.5Z"
+        );
+        assert_eq!(
+            normalize_rfc3339("2026-05-01T01:30:00+02:00").unwrap(),
+            "2026-04-30T23:30:00Z"
+        );
+        assert_eq!(
+            normalize_rfc3339("2024-12-31T23:59:59.000000001-01:00").unwrap(),
+            "2025-01-01T00:59:59.000000001Z"
+        );
+        assert_eq!(
+            normalize_rfc3339("2024-02-29T00:00:00Z").unwrap(),
+            "2024-02-29T00:00:00Z"
+        );
     }
 
     #[test]

@@ -20,7 +20,14 @@ use crate::json::{self, Value};
 use crate::lines::{BatchReader, Limits};
 
 /// Attributes left out of contenthash.
-pub const UNHASHED: [&str; 6] = ["chainhash", "contenthash", "seq", "streamid", "traceparent", "tracestate"];
+pub const UNHASHED: [&str; 6] = [
+    "chainhash",
+    "contenthash",
+    "seq",
+    "streamid",
+    "traceparent",
+    "tracestate",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -119,15 +126,32 @@ struct State {
 const EARLY_LEAF_CAP: usize = 1 << 20;
 
 impl State {
-    fn problem(&mut self, line: u64, seq: Option<u64>, code: &'static str, detail: String, expected: Option<String>, found: Option<String>) {
+    fn problem(
+        &mut self,
+        line: u64,
+        seq: Option<u64>,
+        code: &'static str,
+        detail: String,
+        expected: Option<String>,
+        found: Option<String>,
+    ) {
         self.report.errors_total += 1;
         if self.report.errors.len() < self.opts.max_problems {
-            self.report.errors.push(Problem { line, seq, code, detail, expected, found });
+            self.report.errors.push(Problem {
+                line,
+                seq,
+                code,
+                detail,
+                expected,
+                found,
+            });
         }
     }
 
     fn seen(&self, s: u64) -> bool {
-        self.seen.get((s / 64) as usize).is_some_and(|w| w & (1 << (s % 64)) != 0)
+        self.seen
+            .get((s / 64) as usize)
+            .is_some_and(|w| w & (1 << (s % 64)) != 0)
     }
 
     fn mark(&mut self, s: u64) {
@@ -138,10 +162,28 @@ impl State {
         self.seen[i] |= 1 << (s % 64);
     }
 
-    fn check_chain(&mut self, line: u64, seq: u64, claimed_content: &Digest, computed_content: &Digest, chain: &Digest) -> Option<Digest> {
-        let prev = if seq == 0 { Some(genesis(self.alg, self.stream_id.as_deref().unwrap_or(""))) } else { self.chains.get(&(seq - 1)).copied() };
+    fn check_chain(
+        &mut self,
+        line: u64,
+        seq: u64,
+        claimed_content: &Digest,
+        computed_content: &Digest,
+        chain: &Digest,
+    ) -> Option<Digest> {
+        let prev = if seq == 0 {
+            Some(genesis(self.alg, self.stream_id.as_deref().unwrap_or("")))
+        } else {
+            self.chains.get(&(seq - 1)).copied()
+        };
         let Some(prev) = prev else {
-            self.pending_chain.insert(seq, Pending { line, content: *claimed_content, chain: *chain });
+            self.pending_chain.insert(
+                seq,
+                Pending {
+                    line,
+                    content: *claimed_content,
+                    chain: *chain,
+                },
+            );
             return Some(*claimed_content);
         };
         let expect = link(self.alg, &prev, claimed_content, seq);
@@ -149,7 +191,9 @@ impl State {
             return Some(*claimed_content);
         }
         // The contenthash attribute itself was edited: the chain still matches the real content.
-        if claimed_content != computed_content && &link(self.alg, &prev, computed_content, seq) == chain {
+        if claimed_content != computed_content
+            && &link(self.alg, &prev, computed_content, seq) == chain
+        {
             return Some(*computed_content);
         }
         self.problem(
@@ -191,10 +235,24 @@ impl State {
     fn record(&mut self, line: u64, v: &Value<'_>, raw: &[u8]) {
         let canonical = canon::to_vec(v);
         if canonical != raw {
-            self.problem(line, None, "NOT_CANONICAL", "line is not the RFC 8785 canonical form of its JSON".into(), None, None);
+            self.problem(
+                line,
+                None,
+                "NOT_CANONICAL",
+                "line is not the RFC 8785 canonical form of its JSON".into(),
+                None,
+                None,
+            );
         }
         let Value::Object(members) = v else {
-            self.problem(line, None, "MISSING_ATTRIBUTE", format!("a record must be a JSON object, got {}", v.type_name()), None, None);
+            self.problem(
+                line,
+                None,
+                "MISSING_ATTRIBUTE",
+                format!("a record must be a JSON object, got {}", v.type_name()),
+                None,
+                None,
+            );
             return;
         };
         macro_rules! attr {
@@ -202,7 +260,14 @@ impl State {
                 match v.get($name).and_then(Value::as_str) {
                     Some(s) if !s.is_empty() => s,
                     _ => {
-                        self.problem(line, None, "MISSING_ATTRIBUTE", format!("'{}' is missing or not a non-empty string", $name), None, None);
+                        self.problem(
+                            line,
+                            None,
+                            "MISSING_ATTRIBUTE",
+                            format!("'{}' is missing or not a non-empty string", $name),
+                            None,
+                            None,
+                        );
                         return;
                     }
                 }
@@ -216,18 +281,41 @@ impl State {
         let ch_s = attr!("contenthash");
         let chain_s = attr!("chainhash");
         if specversion != "1.0" {
-            self.problem(line, None, "MISSING_ATTRIBUTE", "specversion must be \"1.0\"".into(), Some("1.0".into()), Some(specversion.into()));
+            self.problem(
+                line,
+                None,
+                "MISSING_ATTRIBUTE",
+                "specversion must be \"1.0\"".into(),
+                Some("1.0".into()),
+                Some(specversion.into()),
+            );
             return;
         }
         let seq = match v.get("seq") {
             Some(Value::Number(n)) if n.fract() == 0.0 && *n >= 0.0 && *n < 9.0e15 => *n as u64,
             _ => {
-                self.problem(line, None, "MISSING_ATTRIBUTE", "'seq' is missing or not a non-negative integer".into(), None, None);
+                self.problem(
+                    line,
+                    None,
+                    "MISSING_ATTRIBUTE",
+                    "'seq' is missing or not a non-negative integer".into(),
+                    None,
+                    None,
+                );
                 return;
             }
         };
-        let (Some((alg_c, claimed)), Some((alg_h, chain))) = (parse_tagged(ch_s), parse_tagged(chain_s)) else {
-            self.problem(line, Some(seq), "MISSING_ATTRIBUTE", "contenthash and chainhash must be '<sha256|blake3>:<64 lowercase hex>'".into(), None, Some(format!("{ch_s} / {chain_s}")));
+        let (Some((alg_c, claimed)), Some((alg_h, chain))) =
+            (parse_tagged(ch_s), parse_tagged(chain_s))
+        else {
+            self.problem(
+                line,
+                Some(seq),
+                "MISSING_ATTRIBUTE",
+                "contenthash and chainhash must be '<sha256|blake3>:<64 lowercase hex>'".into(),
+                None,
+                Some(format!("{ch_s} / {chain_s}")),
+            );
             return;
         };
         match &self.stream_id {
@@ -237,31 +325,72 @@ impl State {
                 self.report.alg = Some(alg_c);
             }
             Some(s) if s != streamid => {
-                self.problem(line, Some(seq), "STREAM_MIXED", "record belongs to another stream".into(), Some(s.clone()), Some(streamid.into()));
+                self.problem(
+                    line,
+                    Some(seq),
+                    "STREAM_MIXED",
+                    "record belongs to another stream".into(),
+                    Some(s.clone()),
+                    Some(streamid.into()),
+                );
                 return;
             }
             Some(_) => {}
         }
         if alg_c != self.alg || alg_h != self.alg {
-            self.problem(line, Some(seq), "HASH_MISMATCH", "hash algorithm differs from the rest of the stream".into(), Some(self.alg.name().into()), Some(format!("{} / {}", alg_c.name(), alg_h.name())));
+            self.problem(
+                line,
+                Some(seq),
+                "HASH_MISMATCH",
+                "hash algorithm differs from the rest of the stream".into(),
+                Some(self.alg.name().into()),
+                Some(format!("{} / {}", alg_c.name(), alg_h.name())),
+            );
             return;
         }
         if seq >= self.opts.limits.max_records {
-            self.problem(line, Some(seq), "LIMIT_EXCEEDED", format!("seq is beyond the {} record limit", self.opts.limits.max_records), None, None);
+            self.problem(
+                line,
+                Some(seq),
+                "LIMIT_EXCEEDED",
+                format!(
+                    "seq is beyond the {} record limit",
+                    self.opts.limits.max_records
+                ),
+                None,
+                None,
+            );
             return;
         }
 
         // contenthash over the record minus the unhashed attributes.
-        let kept: Vec<(std::borrow::Cow<'_, str>, Value<'_>)> =
-            members.iter().filter(|(k, _)| !UNHASHED.contains(&k.as_ref())).cloned().collect();
+        let kept: Vec<(std::borrow::Cow<'_, str>, Value<'_>)> = members
+            .iter()
+            .filter(|(k, _)| !UNHASHED.contains(&k.as_ref()))
+            .cloned()
+            .collect();
         let computed = self.alg.hash(&canon::to_vec(&Value::Object(kept)));
         if computed != claimed {
-            self.problem(line, Some(seq), "HASH_MISMATCH", "contenthash does not match the record's content".into(), Some(tagged(self.alg, &computed)), Some(ch_s.into()));
+            self.problem(
+                line,
+                Some(seq),
+                "HASH_MISMATCH",
+                "contenthash does not match the record's content".into(),
+                Some(tagged(self.alg, &computed)),
+                Some(ch_s.into()),
+            );
         }
 
         // Sequence.
         if self.seen(seq) {
-            self.problem(line, Some(seq), "SEQ_DUPLICATE", format!("seq {seq} appears more than once"), Some(self.next_seq.to_string()), Some(seq.to_string()));
+            self.problem(
+                line,
+                Some(seq),
+                "SEQ_DUPLICATE",
+                format!("seq {seq} appears more than once"),
+                Some(self.next_seq.to_string()),
+                Some(seq.to_string()),
+            );
             return;
         }
         self.mark(seq);
@@ -270,14 +399,23 @@ impl State {
             self.missing.insert(self.next_seq, (seq, line, seq));
             self.next_seq = seq + 1;
         } else if seq < self.next_seq {
-            self.problem(line, Some(seq), "SEQ_REORDER", format!("seq {seq} arrives after seq {}", self.next_seq - 1), None, Some(seq.to_string()));
+            self.problem(
+                line,
+                Some(seq),
+                "SEQ_REORDER",
+                format!("seq {seq} arrives after seq {}", self.next_seq - 1),
+                None,
+                Some(seq.to_string()),
+            );
             self.fill_missing(seq);
         } else {
             self.next_seq = seq + 1;
         }
 
         // Chain, then any record that was waiting for this one.
-        let effective = self.check_chain(line, seq, &claimed, &computed, &chain).unwrap_or(claimed);
+        let effective = self
+            .check_chain(line, seq, &claimed, &computed, &chain)
+            .unwrap_or(claimed);
         self.chains.insert(seq, chain);
         if let Some(p) = self.pending_chain.remove(&(seq + 1)) {
             self.check_chain(p.line, seq + 1, &p.content, &p.content, &p.chain);
@@ -306,7 +444,9 @@ impl State {
     }
 
     fn fill_missing(&mut self, seq: u64) {
-        let Some((&start, &(end, line, found))) = self.missing.range(..=seq).next_back() else { return };
+        let Some((&start, &(end, line, found))) = self.missing.range(..=seq).next_back() else {
+            return;
+        };
         if seq >= end {
             return;
         }
@@ -321,7 +461,14 @@ impl State {
 
     fn checkpoint(&mut self, line: u64, seq: u64, v: &Value<'_>) {
         let Some(payload @ Value::Object(pm)) = v.get("data").and_then(|d| d.get("payload")) else {
-            self.problem(line, Some(seq), "CHECKPOINT_MISMATCH", "checkpoint has no data.payload object".into(), None, None);
+            self.problem(
+                line,
+                Some(seq),
+                "CHECKPOINT_MISMATCH",
+                "checkpoint has no data.payload object".into(),
+                None,
+                None,
+            );
             return;
         };
         let int = |k: &str| match payload.get(k) {
@@ -330,24 +477,58 @@ impl State {
         };
         let text = |k: &str| payload.get(k).and_then(Value::as_str);
         let mismatch = |st: &mut State, what: &str, expected: String, found: String| {
-            st.problem(line, Some(seq), "CHECKPOINT_MISMATCH", format!("checkpoint {what} is wrong"), Some(expected), Some(found));
+            st.problem(
+                line,
+                Some(seq),
+                "CHECKPOINT_MISMATCH",
+                format!("checkpoint {what} is wrong"),
+                Some(expected),
+                Some(found),
+            );
         };
         let expected_first = self.last_checkpoint_seq.map_or(0, |s| s + 1);
-        let (Some(first_seq), Some(last_seq), Some(count)) = (int("first_seq"), int("last_seq"), int("count")) else {
-            mismatch(self, "payload", "first_seq, last_seq, count as integers".into(), "missing".into());
+        let (Some(first_seq), Some(last_seq), Some(count)) =
+            (int("first_seq"), int("last_seq"), int("count"))
+        else {
+            mismatch(
+                self,
+                "payload",
+                "first_seq, last_seq, count as integers".into(),
+                "missing".into(),
+            );
             return;
         };
         if seq == 0 || last_seq != seq - 1 {
-            mismatch(self, "last_seq", seq.saturating_sub(1).to_string(), last_seq.to_string());
+            mismatch(
+                self,
+                "last_seq",
+                seq.saturating_sub(1).to_string(),
+                last_seq.to_string(),
+            );
         }
         if first_seq != expected_first {
-            mismatch(self, "first_seq", expected_first.to_string(), first_seq.to_string());
+            mismatch(
+                self,
+                "first_seq",
+                expected_first.to_string(),
+                first_seq.to_string(),
+            );
         }
         if count != seq.saturating_sub(expected_first) {
-            mismatch(self, "count", seq.saturating_sub(expected_first).to_string(), count.to_string());
+            mismatch(
+                self,
+                "count",
+                seq.saturating_sub(expected_first).to_string(),
+                count.to_string(),
+            );
         }
         if text("stream_id") != self.stream_id.as_deref() {
-            mismatch(self, "stream_id", self.stream_id.clone().unwrap_or_default(), text("stream_id").unwrap_or("").into());
+            mismatch(
+                self,
+                "stream_id",
+                self.stream_id.clone().unwrap_or_default(),
+                text("stream_id").unwrap_or("").into(),
+            );
         }
         let claimed_root = text("merkle_root").and_then(parse_tagged).map(|x| x.1);
         let check = SealCheck {
@@ -366,7 +547,11 @@ impl State {
         }
         match (&self.opts.public_key, text("signature")) {
             (Some(key), Some(sig_b64)) => {
-                let unsigned: Vec<_> = pm.iter().filter(|(k, _)| k != "signature").cloned().collect();
+                let unsigned: Vec<_> = pm
+                    .iter()
+                    .filter(|(k, _)| k != "signature")
+                    .cloned()
+                    .collect();
                 let msg = canon::to_vec(&Value::Object(unsigned));
                 let sig = base64::engine::general_purpose::STANDARD
                     .decode(sig_b64)
@@ -377,12 +562,25 @@ impl State {
                     _ => self.problem(line, Some(seq), "SIGNATURE_INVALID", format!("checkpoint signature does not verify with the given public key (key_id {:?})", text("key_id").unwrap_or("")), None, Some(sig_b64.into())),
                 }
             }
-            (Some(_), None) => self.problem(line, Some(seq), "SIGNATURE_INVALID", "checkpoint is not signed but a public key was given".into(), None, None),
+            (Some(_), None) => self.problem(
+                line,
+                Some(seq),
+                "SIGNATURE_INVALID",
+                "checkpoint is not signed but a public key was given".into(),
+                None,
+                None,
+            ),
             (None, Some(_)) => self.report.signatures_unchecked += 1,
             (None, None) => {}
         }
         if self.opts.collect {
-            self.report.checkpoint_list.push(CheckpointInfo { line, seq, last_seq, merkle_root: claimed_root, payload: canon::to_vec(payload) });
+            self.report.checkpoint_list.push(CheckpointInfo {
+                line,
+                seq,
+                last_seq,
+                merkle_root: claimed_root,
+                payload: canon::to_vec(payload),
+            });
         }
         self.last_checkpoint_seq = Some(seq);
     }
@@ -391,12 +589,26 @@ impl State {
         let alg = self.alg;
         if let Some(head) = self.chains.get(&c.last_seq).copied() {
             if parse_tagged(&c.head) != Some((alg, head)) {
-                self.problem(c.line, Some(c.seq), "CHECKPOINT_MISMATCH", "checkpoint head is wrong".into(), Some(tagged(alg, &head)), Some(c.head.clone()));
+                self.problem(
+                    c.line,
+                    Some(c.seq),
+                    "CHECKPOINT_MISMATCH",
+                    "checkpoint head is wrong".into(),
+                    Some(tagged(alg, &head)),
+                    Some(c.head.clone()),
+                );
             }
         }
         let root = self.merkle.root();
         if parse_tagged(&c.merkle_root) != Some((alg, root)) {
-            self.problem(c.line, Some(c.seq), "CHECKPOINT_MISMATCH", "checkpoint merkle_root is wrong".into(), Some(tagged(alg, &root)), Some(c.merkle_root));
+            self.problem(
+                c.line,
+                Some(c.seq),
+                "CHECKPOINT_MISMATCH",
+                "checkpoint merkle_root is wrong".into(),
+                Some(tagged(alg, &root)),
+                Some(c.merkle_root),
+            );
         } else if self.confirmed_root_seq.is_none_or(|s| c.seq > s) {
             self.confirmed_root_seq = Some(c.seq);
             self.report.merkle_root = Some(root);
@@ -405,15 +617,29 @@ impl State {
 
     fn finish(mut self, bytes: u64, digest: Option<Digest>) -> VerifyReport {
         for (start, (end, line, found)) in std::mem::take(&mut self.missing) {
-            let what = if end - start == 1 { format!("seq {start} is missing") } else { format!("seqs {start}..{} are missing", end - 1) };
-            self.problem(line, Some(found), "SEQ_GAP", what, Some(start.to_string()), Some(found.to_string()));
+            let what = if end - start == 1 {
+                format!("seq {start} is missing")
+            } else {
+                format!("seqs {start}..{} are missing", end - 1)
+            };
+            self.problem(
+                line,
+                Some(found),
+                "SEQ_GAP",
+                what,
+                Some(start.to_string()),
+                Some(found.to_string()),
+            );
         }
         if let Some((&seq, &line)) = self.unsealed.first_key_value() {
             let p = Problem {
                 line,
                 seq: Some(seq),
                 code: "UNSEALED_TAIL",
-                detail: format!("{} record(s) are not covered by any checkpoint", self.unsealed.len()),
+                detail: format!(
+                    "{} record(s) are not covered by any checkpoint",
+                    self.unsealed.len()
+                ),
                 expected: None,
                 found: None,
             };
@@ -424,7 +650,14 @@ impl State {
                 self.report.warnings.push(p);
             }
         } else if self.report.records == 0 && self.opts.require_sealed {
-            self.problem(0, None, "UNSEALED_TAIL", "input holds no records, so nothing is sealed".into(), None, None);
+            self.problem(
+                0,
+                None,
+                "UNSEALED_TAIL",
+                "input holds no records, so nothing is sealed".into(),
+                None,
+                None,
+            );
         }
         self.report.errors.sort_by_key(|p| (p.line, p.code));
         self.report.sealed = self.report.records > 0 && self.unsealed.is_empty();
@@ -462,26 +695,57 @@ pub fn verify<R: Read>(input: R, opts: VerifyOptions) -> std::io::Result<VerifyR
         for l in &batch.lines {
             st.report.lines += 1;
             if st.report.lines > limits.max_records {
-                st.problem(l.number, None, "LIMIT_EXCEEDED", format!("more than {} lines; stopped reading", limits.max_records), None, None);
+                st.problem(
+                    l.number,
+                    None,
+                    "LIMIT_EXCEEDED",
+                    format!("more than {} lines; stopped reading", limits.max_records),
+                    None,
+                    None,
+                );
                 break 'outer;
             }
             let raw = batch.line(l);
             if let Some(total) = l.overlong {
-                st.problem(l.number, None, "LIMIT_EXCEEDED", format!("line is {total} bytes, over the {} byte limit", limits.max_line_bytes), None, None);
+                st.problem(
+                    l.number,
+                    None,
+                    "LIMIT_EXCEEDED",
+                    format!(
+                        "line is {total} bytes, over the {} byte limit",
+                        limits.max_line_bytes
+                    ),
+                    None,
+                    None,
+                );
                 continue;
             }
             match json::parse(raw, limits.max_depth) {
                 Ok(v) => {
                     if st.report.records == 0 && st.stream_id.is_none() {
                         // The first record fixes the algorithm for the Merkle tree.
-                        if let Some(alg) = v.get("contenthash").and_then(Value::as_str).and_then(parse_tagged).map(|x| x.0) {
+                        if let Some(alg) = v
+                            .get("contenthash")
+                            .and_then(Value::as_str)
+                            .and_then(parse_tagged)
+                            .map(|x| x.0)
+                        {
                             st.merkle = MerkleAccumulator::new(alg);
                         }
                     }
                     st.record(l.number, &v, raw)
                 }
-                Err(e) if e.is_limit() => st.problem(l.number, None, "LIMIT_EXCEEDED", e.to_string(), None, None),
-                Err(_) if raw.is_empty() => st.problem(l.number, None, "MALFORMED_JSON", "empty line".into(), None, None),
+                Err(e) if e.is_limit() => {
+                    st.problem(l.number, None, "LIMIT_EXCEEDED", e.to_string(), None, None)
+                }
+                Err(_) if raw.is_empty() => st.problem(
+                    l.number,
+                    None,
+                    "MALFORMED_JSON",
+                    "empty line".into(),
+                    None,
+                    None,
+                ),
                 Err(e) => st.problem(l.number, None, "MALFORMED_JSON", e.to_string(), None, None),
             }
         }

@@ -14,8 +14,8 @@ import pytest
 from agent_bom import evidence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
-from gen_events import generate  # noqa: E402
-from reference import reference_stream  # noqa: E402
+from gen_events import generate
+from reference import reference_stream
 
 
 def _varied_events(n: int, seed: int) -> list[bytes]:

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Literal
+from typing import IO, Any, BinaryIO, Literal, cast
 
 import orjson
 
@@ -168,12 +168,14 @@ def _open_sink(dst: Sink) -> Iterator[BinaryIO]:
                 yield special
             return
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".partial", dir=path.parent or "."
+            )
         except OSError as e:
             raise ConfigError(f"cannot write output {str(dst)!r}: {e.strerror or e}") from None
         try:
             with os.fdopen(fd, "wb", buffering=0) as f:
-                yield f  # type: ignore[misc]
+                yield f
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -245,6 +247,12 @@ def stream(
     return StreamStats(**raw_stats)
 
 
+def _sniff(f: IO[bytes]) -> tuple[IO[bytes], bytes]:
+    """The stream (wrapped if it cannot peek) and its first two bytes, unconsumed."""
+    peekable: Any = f if hasattr(f, "peek") else io.BufferedReader(cast(Any, f))
+    return peekable, bytes(peekable.peek(2)[:2])
+
+
 def _is_bundle(head: bytes) -> bool:
     return head[:2] == b"\x1f\x8b"
 
@@ -297,8 +305,7 @@ def verify(
     key = _public_key_bytes(public_key)
     limits = {"max_line_bytes": max_line_bytes, "max_depth": max_depth, "max_records": max_records}
     with _open_source(src) as f:
-        peekable = f if hasattr(f, "peek") else io.BufferedReader(f)  # type: ignore[arg-type]
-        head = peekable.peek(2)[:2] if hasattr(peekable, "peek") else b""
+        peekable, head = _sniff(f)
         if _is_bundle(head):
             return _verify_bundle(peekable, key, require_sealed, limits)
         return _report(_verify_raw(peekable, key, require_sealed, False, **limits))
@@ -316,9 +323,11 @@ def _bundle_members(f: IO[bytes]) -> Iterator[Iterator[tuple[str, IO[bytes]]]]:
     to its end afterwards so its CRC-32 and length trailer are checked too."""
     gz = gzip.GzipFile(fileobj=f, mode="rb")
     try:
-        tar = tarfile.open(fileobj=gz, mode="r|")
+        tar = tarfile.open(fileobj=gz, mode="r|")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise ConfigError(f"input looks gzip-compressed but is not a readable bundle: {e}") from None
+        raise ConfigError(
+            f"input looks gzip-compressed but is not a readable bundle: {e}"
+        ) from None
 
     def members() -> Iterator[tuple[str, IO[bytes]]]:
         for member in tar:
@@ -409,7 +418,8 @@ def export(src: Source, dst: Sink) -> dict[str, Any]:
         if not report.ok:
             first = report.errors[0]
             raise IntegrityError(
-                f"refusing to export a stream that does not verify: {report.errors_total} problem(s), "
+                "refusing to export a stream that does not verify: "
+                f"{report.errors_total} problem(s), "
                 f"first at line {first.line}: {first.code} {first.detail}"
             )
         manifest = {
@@ -457,8 +467,8 @@ def _write_bundle(out: BinaryIO, manifest: bytes, events: Path, size: int) -> No
 def _open_events(src: Source) -> tuple[dict[str, Any], bool]:
     """Verify with leaves collected (plain stream or bundle)."""
     with _open_source(src) as f:
-        peekable = f if hasattr(f, "peek") else io.BufferedReader(f)  # type: ignore[arg-type]
-        if _is_bundle(peekable.peek(2)[:2]):
+        peekable, head = _sniff(f)
+        if _is_bundle(head):
             raw: dict[str, Any] | None = None
             with _bundle_members(peekable) as members:
                 for name, fobj in members:
@@ -546,11 +556,26 @@ def verify_proof(
     if tagged_root != root:
         bad("CHECKPOINT_MISMATCH", "audit path does not lead to merkle_root", tagged_root, root)
     if payload.get("merkle_root") != root:
-        bad("CHECKPOINT_MISMATCH", "checkpoint payload carries another merkle_root", root, payload.get("merkle_root"))
+        bad(
+            "CHECKPOINT_MISMATCH",
+            "checkpoint payload carries another merkle_root",
+            root,
+            payload.get("merkle_root"),
+        )
     if payload.get("last_seq") != size - 1:
-        bad("CHECKPOINT_MISMATCH", "tree_size does not match the checkpoint's last_seq", size - 1, payload.get("last_seq"))
+        bad(
+            "CHECKPOINT_MISMATCH",
+            "tree_size does not match the checkpoint's last_seq",
+            size - 1,
+            payload.get("last_seq"),
+        )
     if payload.get("stream_id") != proof.get("stream_id"):
-        bad("STREAM_MIXED", "proof and checkpoint name different streams", proof.get("stream_id"), payload.get("stream_id"))
+        bad(
+            "STREAM_MIXED",
+            "proof and checkpoint name different streams",
+            proof.get("stream_id"),
+            payload.get("stream_id"),
+        )
     key = _public_key_bytes(public_key)
     if key is not None:
         sig = payload.get("signature")
@@ -571,8 +596,16 @@ def verify_proof(
         cps = {c["seq"]: c for c in raw.get("checkpoint_list", [])}
         cp_seq = proof["checkpoint"].get("seq")
         if cp_seq not in cps or orjson.loads(cps[cp_seq]["payload"]) != payload:
-            bad("CHECKPOINT_MISMATCH", f"the stream has no checkpoint at seq {cp_seq} equal to the proof's")
+            bad(
+                "CHECKPOINT_MISMATCH",
+                f"the stream has no checkpoint at seq {cp_seq} equal to the proof's",
+            )
         hashes = raw.get("contenthashes", [])
         if seq >= len(hashes) or hashes[seq] != contenthash:
-            bad("HASH_MISMATCH", f"record seq {seq} in the stream has another contenthash", None, contenthash)
+            bad(
+                "HASH_MISMATCH",
+                f"record seq {seq} in the stream has another contenthash",
+                None,
+                contenthash,
+            )
     return problems

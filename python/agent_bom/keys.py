@@ -8,6 +8,7 @@ Generate a pair with::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -18,21 +19,22 @@ from agent_bom.errors import ConfigError
 _GENERATE_HINT = "create one with: openssl genpkey -algorithm ed25519 -out checkpoint.key"
 
 
-def _read(path: str | Path, what: str) -> bytes:
+def _read(path: str | os.PathLike[str], what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {str(path)!r}: {e.strerror or e}") from None
 
 
-def load_signing_seed(path: str | Path) -> bytes:
+def load_signing_seed(path: str | os.PathLike[str]) -> bytes:
     """The 32-byte Ed25519 seed from a PEM (PKCS#8) private key file."""
     data = _read(path, "signing key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:
         raise ConfigError(
-            f"signing key {str(path)!r} is not an unencrypted PEM private key ({e}); {_GENERATE_HINT}"
+            f"signing key {str(path)!r} is not an unencrypted PEM private key ({e}); "
+            f"{_GENERATE_HINT}"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(
@@ -43,8 +45,10 @@ def load_signing_seed(path: str | Path) -> bytes:
     )
 
 
-def load_public_key(path: str | Path) -> bytes:
-    """The 32 raw bytes of an Ed25519 public key from a PEM file (or a private key's public half)."""
+def load_public_key(path: str | os.PathLike[str]) -> bytes:
+    """The 32 raw bytes of an Ed25519 public key from a PEM file.
+
+    A private key file is accepted too (its public half is used)."""
     data = _read(path, "public key")
     key: object
     try:

@@ -60,18 +60,48 @@ class _RejectSink:
 
 @app.command("stream")
 def stream_cmd(
-    input: str = typer.Argument("-", help="Native events, one JSON object per line; '-' reads stdin."),
-    output: str = typer.Option("-", "-o", "--output", help="Where to write the CloudEvents; '-' is stdout."),
-    stream_id: str = typer.Option(..., "--stream-id", help="Name of this stream (goes into every record and the chain)."),
-    tenant_id: str | None = typer.Option(None, "--tenant-id", help="Tenant for events that carry none."),
-    source: str | None = typer.Option(None, "--source", help="CloudEvents source URI for events that carry none."),
-    checkpoint_every: int = typer.Option(10_000, "--checkpoint-every", min=0, help="Seal with a checkpoint after this many records (0: only at the end)."),
+    input: str = typer.Argument(
+        "-", help="Native events, one JSON object per line; '-' reads stdin."
+    ),
+    output: str = typer.Option(
+        "-", "-o", "--output", help="Where to write the CloudEvents; '-' is stdout."
+    ),
+    stream_id: str = typer.Option(
+        ..., "--stream-id", help="Name of this stream (goes into every record and the chain)."
+    ),
+    tenant_id: str | None = typer.Option(
+        None, "--tenant-id", help="Tenant for events that carry none."
+    ),
+    source: str | None = typer.Option(
+        None, "--source", help="CloudEvents source URI for events that carry none."
+    ),
+    checkpoint_every: int = typer.Option(
+        10_000,
+        "--checkpoint-every",
+        min=0,
+        help="Seal with a checkpoint after this many records (0: only at the end).",
+    ),
     hash: str = typer.Option("sha256", "--hash", help="Digest: sha256 or blake3."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="Worker threads (default: all cores). Output is identical for any value."),
-    signing_key: Path | None = typer.Option(None, "--signing-key", help="Ed25519 PEM private key that signs every checkpoint."),
-    key_id: str | None = typer.Option(None, "--key-id", help="Identifier of the signing key, recorded in each checkpoint."),
-    rejects: Path | None = typer.Option(None, "--rejects", help="Write every rejected line (number, reason, original) here as NDJSON."),
-    max_line_bytes: int = typer.Option(1 << 20, "--max-line-bytes", min=1, help="Reject input lines longer than this."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Worker threads (default: all cores). Output is identical for any value.",
+    ),
+    signing_key: Path | None = typer.Option(
+        None, "--signing-key", help="Ed25519 PEM private key that signs every checkpoint."
+    ),
+    key_id: str | None = typer.Option(
+        None, "--key-id", help="Identifier of the signing key, recorded in each checkpoint."
+    ),
+    rejects: Path | None = typer.Option(
+        None,
+        "--rejects",
+        help="Write every rejected line (number, reason, original) here as NDJSON.",
+    ),
+    max_line_bytes: int = typer.Option(
+        1 << 20, "--max-line-bytes", min=1, help="Reject input lines longer than this."
+    ),
 ) -> None:
     """Stream native NDJSON events into canonical, hashed, chained, sealed CloudEvents.
 
@@ -79,7 +109,9 @@ def stream_cmd(
     written to --rejects, and counted; every good line still goes out.
     Exit status: 0 all lines accepted, 3 some lines rejected, 2 usage or input error.
 
-    Example:  agent-bom evidence stream events.ndjson -o evidence.ndjson --stream-id ci-2026-05 --tenant-id acme
+    Example:
+
+        agent-bom evidence stream events.ndjson -o evidence.ndjson --stream-id ci-7 --tenant-id acme
     """
     if hash not in ("sha256", "blake3"):
         raise ConfigError(f"--hash {hash!r} is not supported: use sha256 or blake3")
@@ -135,18 +167,25 @@ def _print_report(report: ev.VerifyReport) -> None:
         extra = ""
         if p.expected is not None or p.found is not None:
             extra = f" (expected {p.expected}, found {p.found})"
-        err_console.print(f"[red]{where}: {p.code}[/]: {escape(p.detail)}{escape(extra)}", highlight=False)
+        err_console.print(
+            f"[red]{where}: {p.code}[/]: {escape(p.detail)}{escape(extra)}", highlight=False
+        )
     if report.errors_total > len(report.errors):
         err_console.print(f"… {report.errors_total - len(report.errors)} more problems not shown")
     for p in report.warnings:
-        err_console.print(f"[yellow]line {p.line} seq {p.seq}: {p.code}[/]: {escape(p.detail)}", highlight=False)
+        err_console.print(
+            f"[yellow]line {p.line} seq {p.seq}: {p.code}[/]: {escape(p.detail)}", highlight=False
+        )
     status = "[green]valid[/]" if report.ok else "[red]INVALID[/]"
     sealed = "sealed" if report.sealed else "not sealed"
     sig = ""
     if report.signatures_verified:
         sig = f", {report.signatures_verified} signature(s) verified"
     elif report.signatures_unchecked:
-        sig = f", {report.signatures_unchecked} signature(s) present but not checked (pass --public-key)"
+        sig = (
+            f", {report.signatures_unchecked} signature(s) present but not checked"
+            " (pass --public-key)"
+        )
     err_console.print(
         f"{status}: stream {report.stream_id or '-'}: {report.events:,} events, "
         f"{report.checkpoints:,} checkpoints, {sealed}{sig}; head {report.head or '-'}",
@@ -156,13 +195,31 @@ def _print_report(report: ev.VerifyReport) -> None:
 
 @app.command("verify")
 def verify_cmd(
-    input: str | None = typer.Argument(None, help="Evidence NDJSON, an export bundle (.tar.gz), or '-' for stdin."),
-    json_out: bool = typer.Option(False, "--json", help="Print a machine-readable report on stdout."),
-    public_key: Path | None = typer.Option(None, "--public-key", help="Ed25519 PEM public key: every checkpoint must carry a valid signature."),
-    require_sealed: bool = typer.Option(False, "--require-sealed", help="Fail when records follow the last checkpoint."),
-    proof: Path | None = typer.Option(None, "--proof", help="Check an inclusion proof from 'evidence prove' (against INPUT too, if given)."),
-    max_line_bytes: int = typer.Option(8 << 20, "--max-line-bytes", min=1, help="Lines longer than this are LIMIT_EXCEEDED."),
-    max_depth: int = typer.Option(128, "--max-depth", min=1, help="JSON nesting deeper than this is LIMIT_EXCEEDED."),
+    input: str | None = typer.Argument(
+        None, help="Evidence NDJSON, an export bundle (.tar.gz), or '-' for stdin."
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print a machine-readable report on stdout."
+    ),
+    public_key: Path | None = typer.Option(
+        None,
+        "--public-key",
+        help="Ed25519 PEM public key: every checkpoint must carry a valid signature.",
+    ),
+    require_sealed: bool = typer.Option(
+        False, "--require-sealed", help="Fail when records follow the last checkpoint."
+    ),
+    proof: Path | None = typer.Option(
+        None,
+        "--proof",
+        help="Check an inclusion proof from 'evidence prove' (against INPUT too, if given).",
+    ),
+    max_line_bytes: int = typer.Option(
+        8 << 20, "--max-line-bytes", min=1, help="Lines longer than this are LIMIT_EXCEEDED."
+    ),
+    max_depth: int = typer.Option(
+        128, "--max-depth", min=1, help="JSON nesting deeper than this is LIMIT_EXCEEDED."
+    ),
 ) -> None:
     """Verify an evidence stream or bundle and pinpoint any tampering.
 
@@ -189,7 +246,9 @@ def verify_cmd(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _verify_proof(proof_path: Path, input: str | None, public_key: Path | None, json_out: bool) -> None:
+def _verify_proof(
+    proof_path: Path, input: str | None, public_key: Path | None, json_out: bool
+) -> None:
     try:
         proof: dict[str, Any] = orjson.loads(proof_path.read_bytes())
     except OSError as e:
@@ -198,11 +257,18 @@ def _verify_proof(proof_path: Path, input: str | None, public_key: Path | None, 
         raise ConfigError(f"--proof {str(proof_path)!r} is not JSON: {e}") from None
     problems = ev.verify_proof(proof, public_key=public_key, src=input)
     if json_out:
-        out = {"ok": not problems, "seq": proof.get("seq"), "errors": [p.to_dict() for p in problems]}
+        out = {
+            "ok": not problems,
+            "seq": proof.get("seq"),
+            "errors": [p.to_dict() for p in problems],
+        }
         sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         for p in problems:
-            err_console.print(f"[red]{p.code}[/]: {escape(p.detail)} (expected {p.expected}, found {p.found})", highlight=False)
+            err_console.print(
+                f"[red]{p.code}[/]: {escape(p.detail)} (expected {p.expected}, found {p.found})",
+                highlight=False,
+            )
         if not problems:
             err_console.print(
                 f"[green]proof valid[/]: seq {proof['seq']} is included in the tree of size "
@@ -215,7 +281,9 @@ def _verify_proof(proof_path: Path, input: str | None, public_key: Path | None, 
 @app.command("export")
 def export_cmd(
     input: str = typer.Argument(..., help="Evidence NDJSON to bundle ('-' for stdin)."),
-    output: str = typer.Option(..., "-o", "--output", help="Bundle to write, e.g. evidence.tar.gz."),
+    output: str = typer.Option(
+        ..., "-o", "--output", help="Bundle to write, e.g. evidence.tar.gz."
+    ),
 ) -> None:
     """Write a deterministic .tar.gz bundle (events + JCS manifest) of a verified stream.
 

@@ -1,0 +1,118 @@
+"""The Python face of `evidence`: sinks, options and bundle integrity."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import agent_bom
+from agent_bom import evidence as ev
+from agent_bom.errors import ConfigError, IntegrityError
+from gen_events import generate
+
+
+def _native(n: int = 30) -> bytes:
+    return b"".join(line + b"\n" for line in generate(n, seed=3))
+
+
+def test_stream_writes_through_a_fifo_without_replacing_it(tmp_path: Path) -> None:
+    # A path that exists but is not a regular file (a FIFO here, /dev/null in
+    # practice) must be written in place, never renamed over.
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    received = bytearray()
+    import threading
+
+    def drain() -> None:
+        with open(fifo, "rb") as f:
+            received.extend(f.read())
+
+    t = threading.Thread(target=drain)
+    t.start()
+    stats = ev.stream(io.BytesIO(_native()), fifo, stream_id="fifo", threads=1)
+    t.join(timeout=10)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert stats.events == 30
+    assert received.count(b"\n") == 30 + stats.checkpoints
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_stream_to_dev_null_leaves_the_device_alone() -> None:
+    ev.stream(io.BytesIO(_native(5)), "/dev/null", stream_id="null", threads=1)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_failed_stream_leaves_no_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "evidence.ndjson"
+
+    def boom(_reject: ev.Reject) -> None:
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        ev.stream(io.BytesIO(b"not json\n"), out, stream_id="x", on_reject=boom, threads=1)
+    assert not out.exists()
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"stream_id": ""}, "stream_id is required"),
+        ({"stream_id": "s", "hash": "md5"}, "not supported"),
+        ({"stream_id": "s", "threads": 0}, "at least 1"),
+        ({"stream_id": "s", "checkpoint_every": -1}, "checkpoint_every"),
+        ({"stream_id": "s", "key_id": "k"}, "--signing-key PATH and --key-id"),
+    ],
+)
+def test_stream_rejects_bad_options_with_a_message_naming_them(
+    options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ev.stream(io.BytesIO(b""), io.BytesIO(), **options)  # type: ignore[arg-type]
+
+
+def test_stream_reports_rejects_in_input_order_and_keeps_the_rest() -> None:
+    good = list(generate(3, seed=9))
+    data = b"\n".join([good[0], b"[1,2]", good[1], b'{"event_type":"x"}', good[2]]) + b"\n"
+    rejects: list[ev.Reject] = []
+    out = io.BytesIO()
+    stats = ev.stream(io.BytesIO(data), out, stream_id="r", on_reject=rejects.append, threads=2)
+    assert [(r.line, r.code) for r in rejects] == [(2, "INVALID_EVENT"), (4, "INVALID_EVENT")]
+    assert rejects[0].original == b"[1,2]"
+    assert stats.events == 3 and stats.rejected == 2
+    report = ev.verify(io.BytesIO(out.getvalue()))
+    assert report.ok and report.sealed and report.events == 3
+
+
+def test_empty_input_gives_an_empty_stream_that_is_not_sealed() -> None:
+    out = io.BytesIO()
+    stats = ev.stream(io.BytesIO(b"\n\n"), out, stream_id="empty", threads=1)
+    assert (stats.events, stats.checkpoints, out.getvalue()) == (0, 0, b"")
+    assert ev.verify(io.BytesIO(b"")).ok
+    assert not ev.verify(io.BytesIO(b""), require_sealed=True).ok
+
+
+def test_bundle_with_corrupted_gzip_trailer_fails_integrity(tmp_path: Path) -> None:
+    src = tmp_path / "evidence.ndjson"
+    ev.stream(io.BytesIO(_native()), src, stream_id="b", threads=1)
+    bundle = tmp_path / "evidence.tar.gz"
+    ev.export(src, bundle)
+    assert ev.verify(bundle).ok
+    data = bytearray(bundle.read_bytes())
+    data[-6] ^= 0xFF  # inside the CRC-32 of the gzip trailer; the archive itself is intact
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="damaged"):
+        ev.verify(bundle)
+
+
+def test_canonical_json_and_content_hash_are_exported_at_top_level() -> None:
+    assert (
+        agent_bom.canonical_json({"b": [1.0, None], "a": "é"}) == '{"a":"é","b":[1,null]}'.encode()
+    )
+    assert agent_bom.content_hash({"a": 1}, "blake3").startswith("blake3:")
+    with pytest.raises(ValueError, match=r"\$\.a\[1\]"):
+        agent_bom.canonical_json({"a": [1, float("nan")]})
