@@ -13,7 +13,7 @@ use sha1::Digest as _;
 use crate::canon::{write_plain_string, write_string, write_value};
 use crate::digest::{push_hex, Digest, HashAlg};
 use crate::json::{cmp_utf16, Value};
-use crate::time::normalize_rfc3339;
+use crate::time::normalize_rfc3339_cow;
 
 pub const TYPE_PREFIX: &str = "io.agentbom.";
 pub const CHECKPOINT_TYPE: &str = "evidence.checkpoint";
@@ -334,7 +334,7 @@ pub fn map_event_into(
             "is required (RFC 3339, e.g. 2026-05-01T12:00:00Z)",
         )
     })?;
-    let time = normalize_rfc3339(created_raw).map_err(|m| err("created_at", m))?;
+    let time = normalize_rfc3339_cow(created_raw).map_err(|m| err("created_at", m))?;
     let source = f.source.or(opts.default_source).ok_or_else(|| {
         err(
             "source",
@@ -510,7 +510,7 @@ pub fn map_event_into(
     out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"id\":");
     write_string(out, event_id);
     out.extend_from_slice(b",\"redactions\":");
-    out.extend_from_slice(redactions.to_string().as_bytes());
+    out.extend_from_slice(itoa_u64(redactions).as_slice());
     out.push(b',');
     let seq_at = out.len();
     if let Some(v) = f.severity {
@@ -546,14 +546,13 @@ pub fn map_event_into(
     }
     let trace_end = out.len();
     out.extend_from_slice(b",\"type\":");
+    // Registry and reverse-DNS names are plain ASCII (checked above): no escaping.
+    out.push(b'"');
     if registry {
-        let mut t = String::with_capacity(TYPE_PREFIX.len() + event_type.len());
-        t.push_str(TYPE_PREFIX);
-        t.push_str(event_type);
-        write_string(out, &t);
-    } else {
-        write_string(out, event_type);
+        out.extend_from_slice(TYPE_PREFIX.as_bytes());
     }
+    out.extend_from_slice(event_type.as_bytes());
+    out.push(b'"');
     out.push(b'}');
 
     // contenthash excludes the trace context, which sits between "time" and "type".
@@ -653,8 +652,7 @@ pub fn write_final_line(
     out.extend_from_slice(b"\",");
     out.extend_from_slice(&content[1..seq_at]);
     out.extend_from_slice(b"\"seq\":");
-    let mut ib = itoa_u64(a.seq);
-    out.extend_from_slice(ib.as_slice());
+    out.extend_from_slice(itoa_u64(a.seq).as_slice());
     out.push(b',');
     out.extend_from_slice(&content[seq_at..stream_at]);
     out.extend_from_slice(b"\"streamid\":");
@@ -666,7 +664,7 @@ pub fn write_final_line(
 
 struct U64Buf([u8; 20], usize);
 impl U64Buf {
-    fn as_slice(&mut self) -> &[u8] {
+    fn as_slice(&self) -> &[u8] {
         &self.0[self.1..]
     }
 }

@@ -12,7 +12,6 @@ use crate::digest::Hasher;
 pub const OVERLONG_PREFIX: usize = 4096;
 const CHUNK: usize = 256 * 1024;
 const BATCH_BYTES: usize = 256 * 1024;
-const BATCH_LINES: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -108,104 +107,114 @@ impl<R: Read> BatchReader<R> {
         Ok(())
     }
 
-    fn push_line(batch: &mut Batch, number: u64, bytes: &[u8], overlong: Option<u64>) {
-        let start = batch.data.len();
-        batch.data.extend_from_slice(bytes);
-        batch.lines.push(LineRef {
-            number,
-            start,
-            end: batch.data.len(),
-            overlong,
-        });
-    }
-
-    /// Next batch of complete lines, or None at the end of input.
     /// Next batch of complete lines, or None at the end of input.
     pub fn next_batch(&mut self) -> io::Result<Option<Batch>> {
         self.next_batch_reusing(None)
     }
 
-    /// Like `next_batch`; `spare` is a
-    /// buffer from an earlier batch to reuse (fresh large buffers cost page faults).
+    /// Like `next_batch`; `spare` is a buffer from an earlier batch to reuse
+    /// (fresh large buffers cost page faults). The read buffer itself becomes
+    /// the batch: only the trailing partial line is copied forward.
     pub fn next_batch_reusing(&mut self, spare: Option<Vec<u8>>) -> io::Result<Option<Batch>> {
-        let mut data = spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + 4096));
-        data.clear();
-        let mut batch = Batch {
-            index: self.batch_index,
-            data,
-            lines: Vec::with_capacity(BATCH_LINES / 2),
-        };
         loop {
-            if batch.data.len() >= BATCH_BYTES || batch.lines.len() >= BATCH_LINES {
-                break;
-            }
-            let avail = &self.buf[self.pos..];
-            if let Some((number, seen, prefix)) = self.skipping.as_mut() {
-                match memchr::memchr(b'\n', avail) {
-                    Some(i) => {
-                        *seen += i as u64;
-                        let (number, seen, prefix) = (*number, *seen, std::mem::take(prefix));
-                        self.skipping = None;
-                        self.pos += i + 1;
-                        Self::push_line(&mut batch, number, &prefix, Some(seen));
-                        continue;
-                    }
-                    None => {
-                        *seen += avail.len() as u64;
-                        self.pos = self.buf.len();
-                        if self.eof {
-                            let (number, seen, prefix) = self.skipping.take().unwrap_or_default();
-                            Self::push_line(&mut batch, number, &prefix, Some(seen));
-                            break;
-                        }
-                        self.fill()?;
-                        continue;
-                    }
+            if self.skipping.is_some() {
+                if let Some(batch) = self.skip_overlong()? {
+                    return Ok(Some(batch));
                 }
+                continue;
             }
-            match memchr::memchr(b'\n', avail) {
-                Some(i) if i <= self.limits.max_line_bytes => {
+            let avail = self.buf.len() - self.pos;
+            if avail < BATCH_BYTES && !self.eof {
+                self.fill()?;
+                continue;
+            }
+            let region = &self.buf[self.pos..];
+            match memchr::memrchr(b'\n', region) {
+                Some(last) => return Ok(Some(self.cut_batch(self.pos + last + 1, spare))),
+                None if self.eof => {
+                    if region.is_empty() {
+                        return Ok(None);
+                    }
+                    let end = self.buf.len();
+                    return Ok(Some(self.cut_batch(end, spare))); // last line has no newline
+                }
+                None if region.len() > self.limits.max_line_bytes => {
                     self.line_no += 1;
-                    let start = self.pos;
-                    self.pos += i + 1;
-                    let number = self.line_no;
-                    let start_in_batch = batch.data.len();
-                    batch.data.extend_from_slice(&self.buf[start..start + i]);
-                    batch.lines.push(LineRef {
-                        number,
-                        start: start_in_batch,
-                        end: batch.data.len(),
-                        overlong: None,
-                    });
+                    let keep = region[..OVERLONG_PREFIX.min(region.len())].to_vec();
+                    self.skipping = Some((self.line_no, 0, keep));
                 }
-                found => {
-                    let pending = found.unwrap_or(avail.len());
-                    if pending > self.limits.max_line_bytes {
-                        self.line_no += 1;
-                        let keep = avail[..OVERLONG_PREFIX.min(avail.len())].to_vec();
-                        self.skipping = Some((self.line_no, 0, keep));
-                        continue;
-                    }
-                    if self.eof {
-                        if !avail.is_empty() {
-                            // Last line without a trailing newline.
-                            self.line_no += 1;
-                            let number = self.line_no;
-                            let rest = avail.to_vec();
-                            self.pos = self.buf.len();
-                            Self::push_line(&mut batch, number, &rest, None);
-                        }
-                        break;
-                    }
+                None => self.fill()?,
+            }
+        }
+    }
+
+    /// Hands out `buf[pos..cut]` (whole lines) as a batch; the rest moves to a new buffer.
+    fn cut_batch(&mut self, cut: usize, spare: Option<Vec<u8>>) -> Batch {
+        let mut next = spare.unwrap_or_else(|| Vec::with_capacity(CHUNK * 2 + BATCH_BYTES));
+        next.clear();
+        next.extend_from_slice(&self.buf[cut..]);
+        let mut data = std::mem::replace(&mut self.buf, next);
+        data.truncate(cut);
+        let mut start = std::mem::take(&mut self.pos);
+        let mut lines = Vec::with_capacity((cut - start) / 512 + 4);
+        while start < cut {
+            let end = memchr::memchr(b'\n', &data[start..cut]).map_or(cut, |i| start + i);
+            self.line_no += 1;
+            let len = end - start;
+            let (kept, overlong) = if len > self.limits.max_line_bytes {
+                (start + OVERLONG_PREFIX.min(len), Some(len as u64))
+            } else {
+                (end, None)
+            };
+            lines.push(LineRef {
+                number: self.line_no,
+                start,
+                end: kept,
+                overlong,
+            });
+            start = end + 1;
+        }
+        let index = self.batch_index;
+        self.batch_index += 1;
+        Batch { index, data, lines }
+    }
+
+    /// Skips the rest of an over-long line; returns it (as its kept prefix) once its end is found.
+    fn skip_overlong(&mut self) -> io::Result<Option<Batch>> {
+        let avail = &self.buf[self.pos..];
+        let found = memchr::memchr(b'\n', avail);
+        let Some((number, seen, prefix)) = self.skipping.as_mut() else {
+            return Ok(None);
+        };
+        match found {
+            Some(i) => {
+                *seen += i as u64;
+                self.pos += i + 1;
+            }
+            None => {
+                *seen += avail.len() as u64;
+                self.pos = self.buf.len();
+                if !self.eof {
                     self.fill()?;
+                    return Ok(None);
                 }
             }
         }
-        if batch.lines.is_empty() {
-            return Ok(None);
-        }
+        let (number, seen, prefix) = (*number, *seen, std::mem::take(prefix));
+        self.skipping = None;
+        let end = prefix.len();
+        let index = self.batch_index;
         self.batch_index += 1;
-        Ok(Some(batch))
+        Ok(Some(Batch {
+            index,
+            data: prefix,
+            lines: vec![LineRef {
+                number,
+                start: 0,
+                end,
+                overlong: Some(seen),
+            }],
+        }))
     }
 }
 

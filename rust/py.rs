@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+};
 
 use crate::canon;
 use crate::chain;
@@ -250,11 +252,41 @@ fn stash(slot: &ErrSlot, e: PyErr) -> io::Error {
 struct PyReader {
     obj: Py<PyAny>,
     err: ErrSlot,
+    /// A Python-owned buffer for `readinto` (no new bytes object per chunk).
+    buffer: Option<Py<PyByteArray>>,
+}
+
+impl PyReader {
+    fn new(obj: Py<PyAny>, err: ErrSlot) -> Self {
+        let buffer = Python::attach(|py| {
+            obj.bind(py)
+                .hasattr("readinto")
+                .unwrap_or(false)
+                .then(|| PyByteArray::new(py, &[]).unbind())
+        });
+        PyReader { obj, err, buffer }
+    }
 }
 
 impl Read for PyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Python::attach(|py| {
+            if let Some(ba) = &self.buffer {
+                let ba = ba.bind(py);
+                if ba.len() != buf.len() {
+                    ba.resize(buf.len()).map_err(|e| stash(&self.err, e))?;
+                }
+                let n = self
+                    .obj
+                    .call_method1(py, "readinto", (ba,))
+                    .map_err(|e| stash(&self.err, e))?;
+                // None means "no data available" on a non-blocking stream: treat as zero bytes read.
+                let n: usize = n.extract(py).unwrap_or(0).min(buf.len());
+                // SAFETY: we hold the GIL and call no Python code while the slice is alive.
+                let src = unsafe { ba.as_bytes() };
+                buf[..n].copy_from_slice(&src[..n]);
+                return Ok(n);
+            }
             let chunk = self
                 .obj
                 .call_method1(py, "read", (buf.len(),))
@@ -387,10 +419,7 @@ fn stream<'py>(
         signer,
     };
     let err: ErrSlot = Arc::new(Mutex::new(None));
-    let input = PyReader {
-        obj: reader,
-        err: err.clone(),
-    };
+    let input = PyReader::new(reader, err.clone());
     let mut output = PyWriter {
         obj: writer,
         err: err.clone(),
@@ -473,10 +502,7 @@ fn verify_stream<'py>(
         collect,
     };
     let err: ErrSlot = Arc::new(Mutex::new(None));
-    let input = PyReader {
-        obj: reader,
-        err: err.clone(),
-    };
+    let input = PyReader::new(reader, err.clone());
     let result = py.detach(|| verify::verify(input, opts));
     if let Some(e) = take_err(&err) {
         return Err(e);

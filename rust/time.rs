@@ -2,8 +2,16 @@
 //! The fraction keeps its significant digits (trailing zeros dropped, at most 9).
 //! Nothing here reads the clock.
 
+use std::borrow::Cow;
+
 /// Normalizes an RFC 3339 date-time to UTC, or says what is wrong with it.
 pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
+    normalize_rfc3339_cow(s).map(Cow::into_owned)
+}
+
+/// Like `normalize_rfc3339`, but borrows input that is already normalized
+/// (the usual case: collectors write UTC with 'Z'), skipping the formatting.
+pub fn normalize_rfc3339_cow(s: &str) -> Result<Cow<'_, str>, String> {
     let b = s.as_bytes();
     let bad = || format!("{s:?} is not an RFC 3339 date-time (expected e.g. 2026-05-01T12:00:00Z)");
     if b.len() < 20 {
@@ -46,7 +54,7 @@ pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
         ));
     }
     let mut i = 19;
-    let mut frac = "";
+    let mut frac_raw = "";
     if b.get(i) == Some(&b'.') {
         let start = i + 1;
         i = start;
@@ -56,7 +64,7 @@ pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
         if i == start || i - start > 9 {
             return Err(format!("{s:?} needs 1 to 9 fractional-second digits"));
         }
-        frac = s[start..i].trim_end_matches('0');
+        frac_raw = &s[start..i];
     }
     let offset_min: i64 = match &b[i..] {
         [b'Z' | b'z'] => 0,
@@ -81,6 +89,11 @@ pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
             ))
         }
     };
+    let frac = frac_raw.trim_end_matches('0');
+    // Already normalized: 'T', 'Z', no trailing zeros in the fraction.
+    if b[10] == b'T' && b[i] == b'Z' && frac.len() == frac_raw.len() {
+        return Ok(Cow::Borrowed(s));
+    }
     let days = days_from_civil(year as i64, month, day);
     let secs =
         days * 86_400 + (hour as i64) * 3600 + (min as i64) * 60 + sec as i64 - offset_min * 60;
@@ -94,7 +107,7 @@ pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
         out.push_str(frac);
     }
     out.push('Z');
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn is_leap(y: u32) -> bool {
@@ -168,6 +181,31 @@ mod tests {
         assert_eq!(
             normalize_rfc3339("2024-02-29T00:00:00Z").unwrap(),
             "2024-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn borrows_input_that_is_already_normalized() {
+        assert!(matches!(
+            normalize_rfc3339_cow("2026-05-01T12:00:00.5Z"),
+            Ok(Cow::Borrowed(_))
+        ));
+        assert!(matches!(
+            normalize_rfc3339_cow("2026-05-01T12:00:00Z"),
+            Ok(Cow::Borrowed(_))
+        ));
+        for needs_work in [
+            "2026-05-01T12:00:00.50Z",
+            "2026-05-01t12:00:00Z",
+            "2026-05-01T12:00:00+00:00",
+            "2026-05-01T12:00:00.000Z",
+        ] {
+            let n = normalize_rfc3339_cow(needs_work).unwrap();
+            assert!(matches!(n, Cow::Owned(_)), "{needs_work}");
+        }
+        assert_eq!(
+            normalize_rfc3339("2026-05-01T12:00:00.000Z").unwrap(),
+            "2026-05-01T12:00:00Z"
         );
     }
 

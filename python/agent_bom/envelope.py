@@ -1,0 +1,767 @@
+"""The posture event envelope (DESIGN §3) and the event-type registry.
+
+``PostureEvent`` is the transport envelope: what travels as a CloudEvent's
+``data`` and what downstream systems receive. Each registry type has a payload
+model; custom reverse-DNS types (``com.example.thing.happened``) carry an open
+payload. Validation reports every problem at once, each with its JSON path::
+
+    from agent_bom.envelope import check_envelope
+    for p in check_envelope({"event_type": "finding.created"}):
+        print(p.path, p.message)        # $.event_id is required, $.tenant_id ...
+
+The rules agree with the core's (``rust/cloudevent.rs``); the registry list is
+the core's ``REGISTRY_TYPES``. ``EvidenceEvent`` is the CloudEvent of DESIGN §4
+that carries the envelope.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from agent_bom import _core
+from agent_bom.errors import InvalidEvent
+
+__all__ = [
+    "REGISTRY",
+    "REGISTRY_TYPES",
+    "SCHEMA_VERSION",
+    "EvidenceEvent",
+    "PostureEvent",
+    "Problem",
+    "check_cloudevent",
+    "check_envelope",
+    "epoch_millis",
+    "is_custom_type",
+    "parse_event",
+]
+
+SCHEMA_VERSION = "1"
+REGISTRY_TYPES: tuple[str, ...] = tuple(_core.REGISTRY_TYPES)
+TYPE_PREFIX = "io.agentbom."
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# Reverse-DNS custom types: at least three lowercase labels (rust/cloudevent.rs is_reverse_dns).
+REVERSE_DNS_PATTERN = r"^[a-z][a-z0-9_-]{0,62}(\.[a-z0-9_-]{1,63}){2,}$"
+# RFC 3339 date-time with a time zone, as the core accepts it (T, t or space; Z, z or ±hh:mm).
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]"
+    r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+HASH_PATTERN = r"^(sha256|blake3):[0-9a-f]{64}$"
+CVE_PATTERN = r"^CVE-[0-9]{4}-[0-9]{4,}$"
+CWE_PATTERN = r"^CWE-[0-9]{1,6}$"
+TECHNIQUE_PATTERN = r"^T[0-9]{4}(\.[0-9]{3})?$"
+CE_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]*[1-9])?Z$"
+TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+# Members the store adds to a persisted event; they never travel in an envelope.
+PERSISTENCE_FIELDS = frozenset({"received_at", "seq", "stored_seq", "stream_seq", "ingested_at"})
+
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_REVERSE_DNS = re.compile(REVERSE_DNS_PATTERN)
+
+T = TypeVar("T")
+
+
+def _not_null(v: Any) -> Any:
+    if v is None:
+        raise PydanticCustomError("null", "must not be null; leave the member out instead")
+    return v
+
+
+# An optional member: may be absent, never null (the core rejects null for every member).
+Opt = Annotated[T | None, BeforeValidator(_not_null)]
+
+
+def _text(max_length: int, pattern: str | None = None) -> Any:
+    return Annotated[
+        str, StringConstraints(min_length=1, max_length=max_length, pattern=pattern)
+    ]
+
+
+Id = _text(256)
+Name = _text(1024)
+LongText = _text(65536)
+Hash = _text(71, HASH_PATTERN)
+Severity = Literal["info", "low", "medium", "high", "critical"]
+Decision = Literal["allow", "warn", "block"]
+Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Score = Annotated[float, Field(ge=0, le=100)]
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    # Howard Hinnant's algorithm, as rust/time.rs; valid for year 0 too.
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def epoch_millis(value: str) -> tuple[int, int] | None:
+    """``(milliseconds since the Unix epoch, UTC offset in minutes)`` of an RFC 3339
+    date-time the core accepts, or None when it is not one.
+
+    Deterministic (never reads the clock); sub-millisecond digits are truncated.
+    """
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        return None
+    year, month, day, hour, minute, sec = (int(m.group(i)) for i in range(1, 7))
+    if not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
+        return None
+    if hour > 23 or minute > 59 or sec > 59:
+        return None
+    offset = 0
+    if m.group(9):
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            return None
+        offset = (oh * 60 + om) * (-1 if m.group(9) == "-" else 1)
+    secs = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + sec
+    secs -= offset * 60
+    # The core refuses times that fall outside years 0000-9999 once in UTC.
+    if not -62167219200 <= secs <= 253402300799:
+        return None
+    millis = int((m.group(7) or "").ljust(3, "0")[:3])
+    return secs * 1000 + millis, offset
+
+
+def _check_time(v: str) -> str:
+    if epoch_millis(v) is None:
+        raise PydanticCustomError(
+            "rfc3339",
+            "{value!r} is not an RFC 3339 date-time with a time zone "
+            "(a real calendar date, no leap second, within years 0000-9999 in UTC; "
+            "e.g. 2026-05-01T12:00:00Z)",
+            {"value": v},
+        )
+    return v
+
+
+Rfc3339 = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=RFC3339_PATTERN),
+    AfterValidator(_check_time),
+    WithJsonSchema(
+        {"type": "string", "maxLength": 64, "pattern": RFC3339_PATTERN, "format": "date-time"}
+    ),
+]
+
+
+def is_custom_type(event_type: str) -> bool:
+    """True for a valid custom type: reverse-DNS, at least three labels, not ``io.agentbom.*``."""
+    return (
+        event_type not in REGISTRY_TYPES
+        and len(event_type) <= 255
+        and not event_type.startswith(TYPE_PREFIX)
+        and _REVERSE_DNS.fullmatch(event_type) is not None
+    )
+
+
+def _check_event_type(v: str) -> str:
+    if v in REGISTRY_TYPES or is_custom_type(v):
+        return v
+    raise PydanticCustomError(
+        "event_type",
+        "{value!r} is neither a registry type (finding.created, runtime.exec, …) nor a "
+        "reverse-DNS custom type of at least three lowercase labels like "
+        "com.example.thing.happened (io.agentbom.* is reserved)",
+        {"value": v},
+    )
+
+
+EventType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255),
+    AfterValidator(_check_event_type),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "anyOf": [
+                {"enum": list(REGISTRY_TYPES)},
+                {
+                    "pattern": REVERSE_DNS_PATTERN,
+                    "not": {"pattern": r"^io\.agentbom\."},
+                },
+            ],
+        }
+    ),
+]
+
+
+class _Contract(BaseModel):
+    """Strict JSON types: no string-to-number coercion, no bools as numbers."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+class EntityRef(_Contract):
+    """A reference to an entity the event is about."""
+
+    kind: Name = Field(description="package, source, agent, cloud, iam, mcp, skill, graph, repo…")
+    id: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="The entity's identifier (a purl for packages)."
+    )
+
+
+class AuditRef(_Contract):
+    """Pointer into the audit chain."""
+
+    stream_id: Opt[Id] = None
+    seq: Opt[Count] = None
+    chainhash: Opt[Hash] = None
+
+
+# --- payload contracts -------------------------------------------------------------------
+
+
+class ComplianceCheck(_Contract):
+    """The compliance control a finding reports on (makes it an OCSF Compliance Finding)."""
+
+    control: Name = Field(description="The control checked, e.g. 'CIS 1.4'.")
+    standards: Opt[list[Name]] = Field(default=None, description="e.g. ['CIS AWS 1.4', 'SOC 2']")
+    status: Opt[Literal["pass", "warning", "fail"]] = None
+
+
+FindingStatus = Literal["open", "in_progress", "suppressed", "resolved", "closed"]
+
+
+class FindingPayload(_Contract):
+    """``finding.created`` / ``finding.updated``: a finding from a scanner or rule."""
+
+    finding_id: Id = Field(description="Stable id of the finding across updates.")
+    title: LongText
+    rule_id: Opt[Id] = None
+    cve: Opt[_text(32, CVE_PATTERN)] = Field(default=None, description="e.g. CVE-2026-12345")
+    cwe: Opt[_text(16, CWE_PATTERN)] = Field(default=None, description="e.g. CWE-918")
+    package: Opt[Name] = Field(default=None, description="Affected package, as a purl.")
+    status: Opt[FindingStatus] = None
+    remediation: Opt[LongText] = None
+    description: Opt[LongText] = None
+    references: Opt[list[Name]] = None
+    compliance: Opt[ComplianceCheck] = None
+
+
+class PathNode(_Contract):
+    kind: Name
+    id: Annotated[str, StringConstraints(min_length=1)]
+    name: Opt[Name] = None
+
+
+class PathEdge(_Contract):
+    source: Annotated[str, StringConstraints(min_length=1)] = Field(description="A node id.")
+    target: Annotated[str, StringConstraints(min_length=1)] = Field(description="A node id.")
+    relation: Opt[Name] = None
+
+
+class ExposurePathPayload(_Contract):
+    """``exposure_path.created``: a path through the graph from exposure to impact."""
+
+    path_id: Id
+    nodes: Annotated[list[PathNode], Field(min_length=1)]
+    edges: list[PathEdge]
+    risk: Opt[Score] = Field(default=None, description="Risk of the path, 0-100.")
+    title: Opt[LongText] = None
+    description: Opt[LongText] = None
+
+
+class SkillVerdictPayload(_Contract):
+    """``skill.verdict``: whether an agent skill may be used."""
+
+    skill: Name = Field(description="The skill's name or id.")
+    verdict: Decision
+    reasons: list[LongText]
+    skill_version: Opt[Name] = None
+    publisher: Opt[Name] = None
+    digest: Opt[Name] = None
+    policy_id: Opt[Id] = None
+
+
+class DeployDecisionPayload(_Contract):
+    """``deploy.decision``: whether a deployment may proceed."""
+
+    target: Name = Field(description="What is being deployed (service, image, artifact).")
+    decision: Decision
+    reasons: list[LongText]
+    environment: Opt[Name] = None
+    artifact: Opt[Name] = Field(default=None, description="Image digest or purl.")
+    commit: Opt[Name] = None
+    policy_id: Opt[Id] = None
+
+
+class RuntimePolicyDecisionPayload(_Contract):
+    """``runtime.policy_decision``: a gateway or proxy decided on an agent's request."""
+
+    policy_id: Id
+    action: Name = Field(description="The operation requested, e.g. tools/call.")
+    decision: Decision
+    actor: Name = Field(description="Who asked: the agent or user.")
+    resource: Annotated[str, StringConstraints(min_length=1)]
+    reasons: Opt[list[LongText]] = None
+    context: Opt[dict[str, Any]] = None
+
+
+class IntegrityProblem(_Contract):
+    code: Name
+    line: Opt[Count] = None
+    seq: Opt[Count] = None
+    detail: Opt[LongText] = None
+
+
+class AuditIntegrityPayload(_Contract):
+    """``audit.integrity``: the outcome of checking an audit chain."""
+
+    stream_id: Id
+    verified: bool
+    records: Opt[Count] = None
+    head: Opt[Hash] = None
+    merkle_root: Opt[Hash] = None
+    problems: Opt[list[IntegrityProblem]] = None
+
+
+class _Process(_Contract):
+    pid: Count
+    exe: Opt[Annotated[str, StringConstraints(min_length=1)]] = None
+    user: Opt[Name] = None
+    container_id: Opt[Name] = None
+    host: Opt[Name] = None
+
+
+class RuntimeExecPayload(_Process):
+    """``runtime.exec``: a process started a program."""
+
+    exe: Annotated[str, StringConstraints(min_length=1)] = Field(description="Program path.")
+    ppid: Opt[Count] = None
+    argv: Opt[list[str]] = None
+    cwd: Opt[Annotated[str, StringConstraints(min_length=1)]] = None
+
+
+FsOperation = Literal[
+    "create",
+    "read",
+    "update",
+    "delete",
+    "rename",
+    "set_attributes",
+    "set_security",
+    "get_attributes",
+    "get_security",
+    "open",
+]
+
+
+class RuntimeFsPayload(_Process):
+    """``runtime.fs``: a process touched a file."""
+
+    path: Annotated[str, StringConstraints(min_length=1)]
+    operation: FsOperation
+    new_path: Opt[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default=None, description="The new path, for rename."
+    )
+
+
+def _check_ip(v: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        raise PydanticCustomError(
+            "ip", "{value!r} is not an IPv4 or IPv6 address", {"value": v}
+        ) from None
+    return v
+
+
+Ip = Annotated[
+    str,
+    AfterValidator(_check_ip),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+]
+NetOperation = Literal["open", "close", "reset", "fail", "refuse", "traffic", "listen"]
+
+
+class RuntimeNetPayload(_Process):
+    """``runtime.net``: a process used the network. Give ``dst_ip`` or ``dst_host``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["dst_ip"]}, {"required": ["dst_host"]}]}
+    )
+
+    operation: NetOperation
+    dst_ip: Opt[Ip] = None
+    dst_host: Opt[Name] = None
+    dst_port: Opt[Port] = None
+    src_ip: Opt[Ip] = None
+    src_port: Opt[Port] = None
+    protocol: Opt[Name] = Field(default=None, description="e.g. tcp, udp.")
+    direction: Opt[Literal["inbound", "outbound", "lateral", "local"]] = None
+
+    @model_validator(mode="after")
+    def _destination(self) -> RuntimeNetPayload:
+        if self.dst_ip is None and self.dst_host is None:
+            raise PydanticCustomError("destination", "give dst_ip or dst_host (or both)")
+        return self
+
+
+class RuntimeSyscallPayload(_Process):
+    """``runtime.syscall``: a process made a system call."""
+
+    syscall: Name = Field(description="e.g. ptrace, mount, bpf.")
+    args: Opt[list[Any]] = None
+    ret: Opt[int] = None
+
+
+class SecurityAlertPayload(_Contract):
+    """``security.alert.created``: an alert raised for a SIEM."""
+
+    alert_id: Id
+    title: LongText
+    description: Opt[LongText] = None
+    rule_id: Opt[Id] = None
+    status: Opt[FindingStatus] = None
+    techniques: Opt[list[_text(9, TECHNIQUE_PATTERN)]] = Field(
+        default=None, description="MITRE ATT&CK technique ids, e.g. T1059 or T1059.004."
+    )
+    finding_ids: Opt[list[Id]] = None
+
+
+class CheckpointPayload(_Contract):
+    """``evidence.checkpoint``: seals the records before it (docs/contracts.md)."""
+
+    stream_id: Annotated[str, StringConstraints(min_length=1)]
+    first_seq: Count
+    count: Count
+    last_seq: Count
+    head: Hash
+    merkle_root: Hash
+    key_id: Opt[Name] = None
+    signature: Opt[_text(88, r"^[A-Za-z0-9+/]{86}==$")] = Field(
+        default=None, description="Ed25519, standard base64."
+    )
+
+
+class DeadLetteredPayload(_Contract):
+    """``delivery.dead_lettered``: an event could not be delivered and was set aside."""
+
+    destination_id: Id
+    event_id: Id = Field(description="The event that was not delivered.")
+    attempts: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    reason: LongText
+    last_status: Opt[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default=None, description="Last HTTP status, when there was one."
+    )
+
+
+class RecoveredPayload(_Contract):
+    """``delivery.recovered``: a dead-lettered event was delivered after all."""
+
+    destination_id: Id
+    event_id: Id
+    attempts: Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+REGISTRY: Mapping[str, type[_Contract]] = {
+    "finding.created": FindingPayload,
+    "finding.updated": FindingPayload,
+    "exposure_path.created": ExposurePathPayload,
+    "skill.verdict": SkillVerdictPayload,
+    "deploy.decision": DeployDecisionPayload,
+    "runtime.policy_decision": RuntimePolicyDecisionPayload,
+    "audit.integrity": AuditIntegrityPayload,
+    "runtime.exec": RuntimeExecPayload,
+    "runtime.fs": RuntimeFsPayload,
+    "runtime.net": RuntimeNetPayload,
+    "runtime.syscall": RuntimeSyscallPayload,
+    "security.alert.created": SecurityAlertPayload,
+    "evidence.checkpoint": CheckpointPayload,
+    "delivery.dead_lettered": DeadLetteredPayload,
+    "delivery.recovered": RecoveredPayload,
+}
+"""Payload model of each registry type (the registry list itself is the core's)."""
+
+
+# --- the envelope ------------------------------------------------------------------------
+
+
+def _errors_of(e: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+    return [
+        InitErrorDetails(
+            type=PydanticCustomError(err["type"], err["msg"]),
+            loc=prefix + tuple(err["loc"]),
+            input=err["input"],
+        )
+        for err in e.errors(include_url=False)
+    ]
+
+
+class PostureEvent(BaseModel):
+    """The posture event envelope, schema version 1 (DESIGN §3).
+
+    Validation checks the envelope and, for registry types, the payload against
+    the type's contract, and reports every problem in one ``ValidationError``.
+    """
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        title="PostureEvent",
+        json_schema_extra={"$comment": "agent-bom posture event envelope, schema_version 1"},
+    )
+
+    event_id: Id = Field(description="Stable id for idempotency: given by the producer or derived.")
+    tenant_id: Annotated[str, StringConstraints(max_length=128, pattern=TENANT_PATTERN)] = Field(
+        description="The tenant the event belongs to."
+    )
+    event_type: EventType = Field(description="A registry type or a reverse-DNS custom type.")
+    created_at: Rfc3339 = Field(description="When it happened at the source (never 'now').")
+    source: _text(2048) = Field(  # type: ignore[valid-type]
+        description="Scan, API route, MCP tool, proxy, gateway, importer… (a URI-reference)."
+    )
+    severity: Opt[Severity] = None
+    risk_score: Opt[Score] = Field(default=None, description="0-100.")
+    entity_refs: Opt[list[EntityRef]] = Field(
+        default=None, description="The entities the event is about; the first is the subject."
+    )
+    exposure_path_id: Opt[Id] = Field(default=None, description="Linked exposure path.")
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="The event's data (the contract of its type)."
+    )
+    ocsf: Opt[dict[str, Any]] = Field(default=None, description="OCSF projection, when mapped.")
+    audit_ref: Opt[AuditRef] = None
+    schema_version: Literal["1"] = Field(default="1", description='Always "1" in v1.')
+    correlation_id: Opt[Id] = None
+    causation_id: Opt[Id] = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _payload_contract(cls, data: Any, handler: ModelWrapValidatorHandler[PostureEvent]) -> Any:
+        errors: list[InitErrorDetails] = []
+        result = None
+        try:
+            result = handler(data)
+        except ValidationError as e:
+            errors.extend(_errors_of(e))
+        if isinstance(data, Mapping):
+            model = REGISTRY.get(data.get("event_type"))  # type: ignore[arg-type]
+            payload = data.get("payload", {})
+            if model is not None and isinstance(payload, Mapping):
+                try:
+                    model.model_validate(payload)
+                except ValidationError as e:
+                    errors.extend(_errors_of(e, ("payload",)))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return result
+
+    def typed_payload(self) -> BaseModel | None:
+        """The payload as its registry model, or None for a custom type."""
+        model = REGISTRY.get(self.event_type)
+        return None if model is None else model.model_validate(self.payload)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The envelope as JSON members (absent optionals left out)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# --- the CloudEvent carrying it (DESIGN §4) -------------------------------------------------
+
+
+class EvidenceEvent(BaseModel):
+    """An evidence record: a CloudEvent 1.0 (structured JSON) whose ``data`` is the envelope."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, title="EvidenceEvent")
+
+    specversion: Literal["1.0"]
+    id: _text(256)  # type: ignore[valid-type]
+    source: _text(2048)  # type: ignore[valid-type]
+    type: _text(255)  # type: ignore[valid-type]
+    time: Annotated[str, StringConstraints(pattern=CE_TIME_PATTERN)] = Field(
+        description="created_at normalized to UTC."
+    )
+    subject: Opt[Annotated[str, StringConstraints(min_length=1)]] = None
+    datacontenttype: Literal["application/json"]
+    data: PostureEvent
+    tenantid: Annotated[str, StringConstraints(max_length=128, pattern=TENANT_PATTERN)]
+    severity: Opt[Severity] = None
+    redactions: Count
+    streamid: Annotated[str, StringConstraints(min_length=1)]
+    seq: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    contenthash: Hash
+    chainhash: Hash
+    traceparent: Opt[Annotated[str, StringConstraints(pattern=TRACEPARENT_PATTERN)]] = None
+    tracestate: Opt[_text(512)] = None
+
+    @model_validator(mode="after")
+    def _agrees_with_data(self) -> EvidenceEvent:
+        d = self.data
+        expected = TYPE_PREFIX + d.event_type if d.event_type in REGISTRY_TYPES else d.event_type
+        mismatches = [
+            ("type", self.type, expected),
+            ("id", self.id, d.event_id),
+            ("source", self.source, d.source),
+            ("tenantid", self.tenantid, d.tenant_id),
+        ]
+        for name, found, want in mismatches:
+            if found != want:
+                raise PydanticCustomError(
+                    "cloudevent_mismatch",
+                    "{name} is {found!r} but data says it must be {want!r}",
+                    {"name": name, "found": found, "want": want},
+                )
+        for name in self.model_extra or {}:
+            if not re.fullmatch(r"[a-z0-9]{1,20}", name):
+                raise PydanticCustomError(
+                    "cloudevent_attribute",
+                    "{name!r} is not a CloudEvents attribute name (lowercase a-z, 0-9, at most 20)",
+                    {"name": name},
+                )
+        return self
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an event: where (a JSON path like ``$.payload.title``) and what."""
+
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+_HINTS = {
+    "tenant_id": f"must match {TENANT_PATTERN} (letters, digits, '.', '_', '-'; e.g. acme)",
+    "tenantid": f"must match {TENANT_PATTERN}",
+    "cve": "must look like CVE-2026-12345",
+    "cwe": "must look like CWE-918",
+    "techniques": "must be MITRE ATT&CK ids like T1059 or T1059.004",
+    "head": "must be <sha256|blake3>:<64 lowercase hex>",
+    "merkle_root": "must be <sha256|blake3>:<64 lowercase hex>",
+    "chainhash": "must be <sha256|blake3>:<64 lowercase hex>",
+    "contenthash": "must be <sha256|blake3>:<64 lowercase hex>",
+    "time": "must be UTC, e.g. 2026-05-01T12:00:00Z (the core normalizes created_at)",
+    "traceparent": "must be a W3C traceparent, e.g. 00-<32 hex>-<16 hex>-01",
+}
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    out = "$"
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}"
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def _message(err: Mapping[str, Any], top_level: bool) -> str:
+    kind, loc = err["type"], err["loc"]
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden" and top_level and field in PERSISTENCE_FIELDS:
+        return "is persistence metadata added by the store; it never travels in an envelope (remove it)"
+    if kind == "extra_forbidden":
+        return "is not an envelope member (put producer data inside payload)"
+    if kind == "string_pattern_mismatch" and field in _HINTS:
+        return f"{err['input']!r} {_HINTS[field]}"
+    if kind == "model_type" or kind == "dict_type":
+        return f"must be a JSON object, got {_json_type(err['input'])}"
+    msg = str(err["msg"])
+    if kind in ("string_type", "int_type", "float_type", "bool_type", "list_type"):
+        msg = f"{msg.removeprefix('Input should be ')}, got {_json_type(err['input'])}"
+        return f"must be {msg}"
+    return msg.removeprefix("Value error, ").removeprefix("Input should be ")
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+def _problems(e: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Problem]:
+    out = []
+    for err in e.errors(include_url=False):
+        loc = prefix + tuple(err["loc"])
+        out.append(Problem(_path(loc), _message(err, top_level=len(loc) == len(prefix) + 1)))
+    return out
+
+
+def check_envelope(obj: Any) -> list[Problem]:
+    """Every problem that keeps ``obj`` (parsed JSON) from being a valid envelope; [] if none."""
+    try:
+        PostureEvent.model_validate(obj)
+    except ValidationError as e:
+        return _problems(e)
+    return []
+
+
+def check_cloudevent(obj: Any) -> list[Problem]:
+    """Every problem that keeps ``obj`` (parsed JSON) from being a valid evidence CloudEvent."""
+    try:
+        EvidenceEvent.model_validate(obj)
+    except ValidationError as e:
+        return _problems(e)
+    return []
+
+
+def parse_event(obj: Any) -> PostureEvent:
+    """Validate ``obj`` as an envelope, raising InvalidEvent that lists every problem."""
+    try:
+        return PostureEvent.model_validate(obj)
+    except ValidationError as e:
+        problems = _problems(e)
+        raise InvalidEvent(
+            "invalid posture event: " + "; ".join(str(p) for p in problems)
+        ) from None
