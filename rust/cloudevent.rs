@@ -137,9 +137,16 @@ pub fn is_valid_tenant(t: &str) -> bool {
 
 /// RFC 4122 version 5 UUID (SHA-1, name-based), lowercase hyphenated.
 pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
+    uuid5_parts(namespace, &[name])
+}
+
+/// `uuid5` of the concatenation of `parts`, without copying them together.
+pub fn uuid5_parts(namespace: &[u8; 16], parts: &[&[u8]]) -> String {
     let mut h = sha1::Sha1::new();
     h.update(namespace);
-    h.update(name);
+    for p in parts {
+        h.update(p);
+    }
     let d = h.finalize();
     let mut u = [0u8; 16];
     u.copy_from_slice(&d[..16]);
@@ -599,26 +606,33 @@ fn derive_event_id(
     if !defaults.is_empty() {
         refs.sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
     }
-    let mut name = Vec::with_capacity(vals.len() + 32 * refs.len() + defaults.len());
-    name.push(b'{');
-    for (i, (k, (s, e), escape, is_default)) in refs.iter().enumerate() {
-        if i > 0 {
-            name.push(b',');
-        }
+    // The name is `{"k":v,...}`: member names go in a small buffer, values are
+    // hashed straight from the spans already serialized.
+    let mut keys = Vec::with_capacity(24 * refs.len() + 2);
+    let mut key_ends = Vec::with_capacity(refs.len());
+    for (i, (k, _, escape, _)) in refs.iter().enumerate() {
+        keys.push(if i == 0 { b'{' } else { b',' });
         if *escape {
-            write_string(&mut name, k);
+            write_string(&mut keys, k);
         } else {
-            write_plain_string(&mut name, k);
+            write_plain_string(&mut keys, k);
         }
-        name.push(b':');
-        name.extend_from_slice(if *is_default {
+        keys.push(b':');
+        key_ends.push(keys.len());
+    }
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * refs.len() + 1);
+    let mut key_start = 0;
+    for ((_, (s, e), _, is_default), &key_end) in refs.iter().zip(&key_ends) {
+        parts.push(&keys[key_start..key_end]);
+        parts.push(if *is_default {
             &defaults[*s..*e]
         } else {
             &vals[*s..*e]
         });
+        key_start = key_end;
     }
-    name.push(b'}');
-    uuid5(&EVENT_ID_NAMESPACE, &name)
+    parts.push(if refs.is_empty() { b"{}" } else { b"}" });
+    uuid5_parts(&EVENT_ID_NAMESPACE, &parts)
 }
 
 /// The attributes the writer adds to a mapped event.

@@ -86,9 +86,14 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 0xf) as usize]);
+    // Encode into a stack buffer and append once: per-byte pushes dominate otherwise.
+    let mut buf = [0u8; 128];
+    for chunk in bytes.chunks(64) {
+        for (i, &b) in chunk.iter().enumerate() {
+            buf[2 * i] = HEX[(b >> 4) as usize];
+            buf[2 * i + 1] = HEX[(b & 0xf) as usize];
+        }
+        out.extend_from_slice(&buf[..2 * chunk.len()]);
     }
 }
 

@@ -141,6 +141,9 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Parses one JSON text. `max_depth` counts arrays and objects.
+/// Internal results carry the error boxed, keeping `Result<Value>` small (hot path).
+type PResult<T> = Result<T, Box<ParseError>>;
+
 pub fn parse(input: &[u8], max_depth: usize) -> Result<Value<'_>, ParseError> {
     let text = std::str::from_utf8(input).map_err(|e| ParseError {
         kind: ParseErrorKind::InvalidUtf8,
@@ -155,10 +158,10 @@ pub fn parse(input: &[u8], max_depth: usize) -> Result<Value<'_>, ParseError> {
         items: Vec::new(),
     };
     p.skip_ws();
-    let v = p.value(0)?;
+    let v = p.value(0).map_err(|e| *e)?;
     p.skip_ws();
     if p.pos != p.b.len() {
-        return Err(p.err("unexpected data after the JSON value"));
+        return Err(*p.err("unexpected data after the JSON value"));
     }
     Ok(v)
 }
@@ -175,11 +178,11 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn err(&self, msg: &str) -> ParseError {
-        ParseError {
+    fn err(&self, msg: &str) -> Box<ParseError> {
+        Box::new(ParseError {
             kind: ParseErrorKind::Syntax(msg.to_string()),
             offset: self.pos,
-        }
+        })
     }
 
     #[inline]
@@ -193,7 +196,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
+    fn value(&mut self, depth: usize) -> PResult<Value<'a>> {
         match self.b.get(self.pos) {
             Some(b'{') => self.object(depth + 1),
             Some(b'[') => self.array(depth + 1),
@@ -207,7 +210,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn literal(&mut self, word: &str, v: Value<'a>) -> Result<Value<'a>, ParseError> {
+    fn literal(&mut self, word: &str, v: Value<'a>) -> PResult<Value<'a>> {
         if self.b[self.pos..].starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(v)
@@ -216,18 +219,18 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn enter(&self, depth: usize) -> Result<(), ParseError> {
+    fn enter(&self, depth: usize) -> PResult<()> {
         if depth > self.max_depth {
-            Err(ParseError {
+            Err(Box::new(ParseError {
                 kind: ParseErrorKind::TooDeep(self.max_depth),
                 offset: self.pos,
-            })
+            }))
         } else {
             Ok(())
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
+    fn object(&mut self, depth: usize) -> PResult<Value<'a>> {
         self.enter(depth)?;
         self.pos += 1;
         self.skip_ws();
@@ -250,7 +253,7 @@ impl<'a> Parser<'a> {
         Ok(Value::Object(members))
     }
 
-    fn object_members(&mut self, depth: usize) -> Result<(), ParseError> {
+    fn object_members(&mut self, depth: usize) -> PResult<()> {
         loop {
             self.skip_ws();
             if self.b.get(self.pos) != Some(&b'"') {
@@ -277,7 +280,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
+    fn array(&mut self, depth: usize) -> PResult<Value<'a>> {
         self.enter(depth)?;
         self.pos += 1;
         self.skip_ws();
@@ -294,7 +297,7 @@ impl<'a> Parser<'a> {
         Ok(Value::Array(self.items.drain(base..).collect()))
     }
 
-    fn array_items(&mut self, depth: usize) -> Result<(), ParseError> {
+    fn array_items(&mut self, depth: usize) -> PResult<()> {
         loop {
             self.skip_ws();
             let v = self.value(depth)?;
@@ -311,7 +314,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn number(&mut self) -> Result<Value<'a>, ParseError> {
+    fn number(&mut self) -> PResult<Value<'a>> {
         let start = self.pos;
         let b = self.b;
         let mut i = self.pos;
@@ -364,15 +367,15 @@ impl<'a> Parser<'a> {
         }
         let f: f64 = lit.parse().map_err(|_| self.err("invalid number"))?;
         if !f.is_finite() {
-            return Err(ParseError {
+            return Err(Box::new(ParseError {
                 kind: ParseErrorKind::NumberOutOfRange,
                 offset: start,
-            });
+            }));
         }
         Ok(Value::Number(f))
     }
 
-    fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
+    fn string(&mut self) -> PResult<Cow<'a, str>> {
         self.pos += 1; // opening quote
         let start = self.pos;
         let b = self.b;
@@ -433,25 +436,25 @@ impl<'a> Parser<'a> {
                             let cp = if (0xD800..0xDC00).contains(&hi) {
                                 if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
                                     self.pos = i;
-                                    return Err(ParseError {
+                                    return Err(Box::new(ParseError {
                                         kind: ParseErrorKind::LoneSurrogate,
                                         offset: i,
-                                    });
+                                    }));
                                 }
                                 let lo = self.hex4(i + 2)?;
                                 if !(0xDC00..0xE000).contains(&lo) {
-                                    return Err(ParseError {
+                                    return Err(Box::new(ParseError {
                                         kind: ParseErrorKind::LoneSurrogate,
                                         offset: i,
-                                    });
+                                    }));
                                 }
                                 i += 6;
                                 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                             } else if (0xDC00..0xE000).contains(&hi) {
-                                return Err(ParseError {
+                                return Err(Box::new(ParseError {
                                     kind: ParseErrorKind::LoneSurrogate,
                                     offset: i - 6,
-                                });
+                                }));
                             } else {
                                 hi
                             };
@@ -480,7 +483,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn hex4(&mut self, at: usize) -> Result<u32, ParseError> {
+    fn hex4(&mut self, at: usize) -> PResult<u32> {
         let digits = self.b.get(at..at + 4).ok_or_else(|| {
             self.pos = at;
             self.err("truncated \\u escape")
