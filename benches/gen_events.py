@@ -97,7 +97,7 @@ def _event(rng: random.Random, i: int) -> dict[str, Any]:
                 "cwe": f"CWE-{rng.choice([77, 78, 94, 200, 287, 522, 798, 918])}",
                 "package": pkg,
                 "status": "open",
-                "description": _sentence(rng, 40),
+                "description": _sentence(rng, 57),
                 "remediation": "Pin the server version, restrict filesystem scope "
                 "and rotate the exposed credential.",
                 "evidence": {
@@ -126,7 +126,7 @@ def _event(rng: random.Random, i: int) -> dict[str, Any]:
                     "decision": rng.choice(["allow", "warn", "block"]),
                     "reasons": [_sentence(rng, 6)],
                 },
-                "notes": _sentence(rng, 45),
+                "notes": _sentence(rng, 62),
             },
         )
     elif kind < 0.9:
@@ -151,7 +151,7 @@ def _event(rng: random.Random, i: int) -> dict[str, Any]:
                     "tool": _sentence(rng, 1),
                     "args_digest": f"{rng.randrange(1 << 128):032x}",
                 },
-                "explanation": _sentence(rng, 40),
+                "explanation": _sentence(rng, 56),
             },
         )
     else:
@@ -160,7 +160,7 @@ def _event(rng: random.Random, i: int) -> dict[str, Any]:
             payload={
                 "scanner": "trivy",
                 "target": f"registry.example.com/{tenant}/api:{rng.randrange(100)}",
-                "summary": _sentence(rng, 60),
+                "summary": _sentence(rng, 76),
                 "counts": {s: rng.randrange(20) for s in SEVERITIES},
             },
         )
