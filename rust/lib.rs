@@ -6,12 +6,14 @@
 //! glue lives in `py` and is only built with the `python` feature.
 
 pub mod canon;
+pub mod capture;
 pub mod chain;
 pub mod cloudevent;
 pub mod digest;
 pub mod json;
 pub mod lines;
 pub mod pipeline;
+pub mod redact;
 pub mod time;
 pub mod verify;
 

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use ed25519_dalek::Signer as _;
@@ -27,8 +28,10 @@ use crate::lines::{Batch, BatchReader, Limits};
 
 /// The redaction stage: runs on each parsed event before it is mapped and hashed.
 pub trait Redactor: Send + Sync {
-    /// Redacts in place; returns how many values were redacted.
-    fn redact(&self, event: &mut Value<'_>) -> u64;
+    /// Redacts `event` (parsed from `raw`) in place; adds to `counts` per rule
+    /// (indexed like `rule_ids`) and returns how many values were redacted.
+    fn redact(&self, raw: &[u8], event: &mut Value<'_>, counts: &mut Vec<u64>) -> u64;
+    fn rule_ids(&self) -> Vec<String>;
 }
 
 pub struct CheckpointSigner {
@@ -68,6 +71,8 @@ pub struct StreamStats {
     pub bytes_out: u64,
     pub head: Option<Digest>,
     pub merkle_root: Option<Digest>,
+    /// Redactions per rule id (rules that fired at least once).
+    pub redactions_by_rule: Vec<(String, u64)>,
 }
 
 #[derive(Debug)]
@@ -118,11 +123,12 @@ enum Item {
 }
 
 /// A batch after the workers: every mapped event's bytes live in `content`.
-struct Processed {
+pub(crate) struct Processed {
     index: u64,
     items: Vec<Item>,
     content: Vec<u8>,
     bytes: u64,
+    rule_counts: Vec<u64>,
 }
 
 fn reject(line: u64, code: &'static str, reason: String, raw: &[u8]) -> Item {
@@ -149,6 +155,7 @@ fn process_batch(
     let mut items = Vec::with_capacity(batch.lines.len());
     content.clear();
     content.reserve(batch.data.len() * 3 / 2 + 4096);
+    let mut rule_counts = Vec::new();
     for l in &batch.lines {
         let mut raw = batch.line(l);
         if let Some(total) = l.overlong {
@@ -186,7 +193,7 @@ fn process_batch(
                 continue;
             }
         };
-        let redactions = redactor.map_or(0, |r| r.redact(&mut v));
+        let redactions = redactor.map_or(0, |r| r.redact(raw, &mut v, &mut rule_counts));
         match map_event_into(&v, redactions, &opts, scratch, &mut content) {
             Ok(m) => items.push(Item::Event(m, redactions)),
             Err(e) => items.push(reject(l.number, "INVALID_EVENT", e.to_string(), raw)),
@@ -197,13 +204,17 @@ fn process_batch(
         items,
         content,
         bytes: batch.data.len() as u64 + batch.lines.len() as u64,
+        rule_counts,
     }
 }
 
 /// Order-dependent state: seq, chain, Merkle accumulator, checkpoints, output buffer.
-struct Writer<'w, W: Write> {
+pub(crate) struct Writer<'w, W: Write> {
     cfg: &'w StreamConfig,
     out: &'w mut W,
+    /// Events a bounded capture dropped (counted by producers); checkpoints record them.
+    dropped: Option<&'w AtomicU64>,
+    dropped_at_checkpoint: u64,
     buf: Vec<u8>,
     stream_id_json: Vec<u8>,
     seq: u64,
@@ -214,6 +225,7 @@ struct Writer<'w, W: Write> {
     last_time: String,
     last_tenant: String,
     stats: StreamStats,
+    rule_counts: Vec<u64>,
 }
 
 const FLUSH_AT: usize = 1 << 20;
@@ -225,6 +237,8 @@ impl<'w, W: Write> Writer<'w, W> {
         Writer {
             cfg,
             out,
+            dropped: None,
+            dropped_at_checkpoint: 0,
             buf: Vec::with_capacity(FLUSH_AT + 64 * 1024),
             stream_id_json,
             seq: 0,
@@ -235,6 +249,7 @@ impl<'w, W: Write> Writer<'w, W> {
             last_time: String::new(),
             last_tenant: String::new(),
             stats: StreamStats::default(),
+            rule_counts: Vec::new(),
         }
     }
 
@@ -301,6 +316,11 @@ impl<'w, W: Write> Writer<'w, W> {
             ("merkle_root".into(), s(tagged(alg, &root))),
             ("stream_id".into(), s(self.cfg.stream_id.clone())),
         ];
+        if let Some(dropped) = self.dropped {
+            let total = dropped.load(Ordering::Relaxed);
+            payload.push(("dropped".into(), n(total - self.dropped_at_checkpoint)));
+            self.dropped_at_checkpoint = total;
+        }
         if let Some(signer) = &self.cfg.signer {
             payload.push(("key_id".into(), s(signer.key_id.clone())));
             let unsigned = Value::object(payload.clone()).map_err(StreamError::Config)?;
@@ -361,7 +381,77 @@ impl<'w, W: Write> Writer<'w, W> {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), StreamError> {
+    /// Writer for a bounded capture: flushes per batch, records drops in checkpoints.
+    pub(crate) fn for_capture(
+        cfg: &'w StreamConfig,
+        out: &'w mut W,
+        dropped: &'w AtomicU64,
+    ) -> Self {
+        let mut w = Writer::new(cfg, out);
+        w.dropped = Some(dropped);
+        w
+    }
+
+    /// Records a note as an `audit.integrity` event (time: given, or the last event's).
+    pub(crate) fn note(
+        &mut self,
+        record: u64,
+        message: &str,
+        created_at: Option<&str>,
+        obs: &mut dyn StreamObserver,
+    ) -> Result<(), StreamError> {
+        let s = |x: &str| Value::String(Cow::Owned(x.to_string()));
+        let time = created_at.unwrap_or(&self.last_time);
+        let tenant = self
+            .cfg
+            .default_tenant
+            .as_deref()
+            .unwrap_or(&self.last_tenant);
+        let mut members: Vec<(Cow<'_, str>, Value<'_>)> = vec![
+            ("event_type".into(), s("audit.integrity")),
+            (
+                "payload".into(),
+                Value::Object(vec![("note".into(), s(message))]),
+            ),
+        ];
+        if !time.is_empty() {
+            members.push(("created_at".into(), s(time)));
+        }
+        if !tenant.is_empty() {
+            members.push(("tenant_id".into(), s(tenant)));
+        }
+        let native = Value::object(members).map_err(StreamError::Config)?;
+        let opts = MapOptions {
+            default_tenant: None,
+            default_source: Some(
+                self.cfg
+                    .default_source
+                    .as_deref()
+                    .unwrap_or("urn:agent-bom:capture"),
+            ),
+            alg: self.cfg.alg,
+        };
+        let mut content = Vec::with_capacity(512);
+        match map_event_into(&native, 0, &opts, &mut Scratch::default(), &mut content) {
+            Ok(m) => self.event(&content, &m, 0),
+            Err(e) => {
+                self.stats.rejected += 1;
+                let reason = if created_at.is_none() && self.last_time.is_empty() {
+                    "a note needs created_at when no event came before it".to_string()
+                } else {
+                    e.to_string()
+                };
+                obs.reject(&Reject {
+                    line: record,
+                    code: "INVALID_EVENT",
+                    reason,
+                    raw: message.as_bytes().to_vec(),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<(), StreamError> {
         if !self.buf.is_empty() {
             self.out.write_all(&self.buf)?;
             self.stats.bytes_out += self.buf.len() as u64;
@@ -370,8 +460,18 @@ impl<'w, W: Write> Writer<'w, W> {
         Ok(())
     }
 
-    fn consume(&mut self, p: &Processed, obs: &mut dyn StreamObserver) -> Result<(), StreamError> {
+    pub(crate) fn consume(
+        &mut self,
+        p: &Processed,
+        obs: &mut dyn StreamObserver,
+    ) -> Result<(), StreamError> {
         self.stats.bytes_in += p.bytes;
+        if self.rule_counts.len() < p.rule_counts.len() {
+            self.rule_counts.resize(p.rule_counts.len(), 0);
+        }
+        for (total, n) in self.rule_counts.iter_mut().zip(&p.rule_counts) {
+            *total += n;
+        }
         for item in &p.items {
             match item {
                 Item::Event(m, r) => self.event(&p.content, m, *r)?,
@@ -384,7 +484,13 @@ impl<'w, W: Write> Writer<'w, W> {
         obs.progress(self.stats.events, self.stats.rejected, self.stats.bytes_in)
     }
 
-    fn finish(mut self) -> Result<StreamStats, StreamError> {
+    pub(crate) fn finish(mut self, rule_ids: &[String]) -> Result<StreamStats, StreamError> {
+        self.stats.redactions_by_rule = rule_ids
+            .iter()
+            .zip(&self.rule_counts)
+            .filter(|(_, &n)| n > 0)
+            .map(|(id, &n)| (id.clone(), n))
+            .collect();
         if self.since_checkpoint > 0 {
             self.checkpoint()?;
         }
@@ -395,6 +501,18 @@ impl<'w, W: Write> Writer<'w, W> {
         }
         Ok(self.stats)
     }
+}
+
+pub(crate) type CaptureWriter<'w, W> = Writer<'w, W>;
+
+/// `process_batch` for the capture consumer (no buffer recycling across batches).
+pub(crate) fn process_batch_for_capture(
+    batch: &Batch,
+    cfg: &StreamConfig,
+    redactor: Option<&dyn Redactor>,
+    scratch: &mut Scratch,
+) -> Processed {
+    process_batch(batch, cfg, redactor, scratch, Vec::new())
 }
 
 /// Runs the whole pipeline: reads NDJSON from `input`, writes sealed CloudEvents to `output`.
@@ -408,6 +526,7 @@ pub fn run<R: Read + Send, W: Write>(
     if cfg.stream_id.is_empty() {
         return Err(StreamError::Config("stream id must not be empty".into()));
     }
+    let rule_ids = redactor.map(|r| r.rule_ids()).unwrap_or_default();
     let mut reader = BatchReader::new(input, cfg.limits, None);
     let mut writer = Writer::new(cfg, output);
     if cfg.threads <= 1 {
@@ -425,7 +544,7 @@ pub fn run<R: Read + Send, W: Write>(
             spare_data = Some(batch.data);
             spare_content = p.content;
         }
-        return writer.finish();
+        return writer.finish(&rule_ids);
     }
 
     // Used buffers flow back upstream so steady state allocates nothing large.
@@ -486,6 +605,6 @@ pub fn run<R: Read + Send, W: Write>(
             .unwrap_or_else(|_| Err(io::Error::other("reader thread panicked")));
         result?;
         read_result?;
-        writer.finish()
+        writer.finish(&rule_ids)
     })
 }

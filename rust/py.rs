@@ -13,11 +13,20 @@ use pyo3::types::{
 };
 
 use crate::canon;
+use crate::capture::{Capture, CaptureConfig, Entry, PushError, Pushed, WhenFull};
 use crate::chain;
 use crate::digest::{hex, parse_hex32, tagged, Digest, HashAlg};
 use crate::json::{ParseError, Value};
 use crate::lines::Limits;
 use crate::pipeline::{self, CheckpointSigner, Reject, StreamConfig, StreamError, StreamObserver};
+use crate::redact::{Mode, Redactor, RuleCounts, RuleSet};
+
+pyo3::create_exception!(
+    _core,
+    BackpressureError,
+    pyo3::exceptions::PyRuntimeError,
+    "The capture queue is full."
+);
 use crate::verify::{self, Problem, VerifyOptions};
 
 const MAX_SAFE_INT: i64 = (1 << 53) - 1;
@@ -133,6 +142,33 @@ fn to_value<'py>(
     )))
 }
 
+/// Converts a JSON tree back to Python (integral numbers below 2**53 become int).
+fn from_value<'py>(py: Python<'py>, v: &Value<'_>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INT as f64 => {
+            (*n as i64).into_pyobject(py)?.into_any()
+        }
+        Value::Number(n) => PyFloat::new(py, *n).into_any(),
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for i in items {
+                list.append(from_value(py, i)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(members) => {
+            let d = PyDict::new(py);
+            for (k, i) in members {
+                d.set_item(k.as_ref(), from_value(py, i)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
 fn parse_err(e: ParseError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
@@ -236,6 +272,323 @@ fn evidence_leaf_hash(contenthash: &str) -> PyResult<String> {
         PyValueError::new_err(format!("{contenthash:?} is not '<sha256|blake3>:<hex>'"))
     })?;
     Ok(tagged(a, &chain::leaf_hash(a, &d)))
+}
+
+/// A compiled rule set plus a mode (`agent_bom.redact` holds one).
+#[pyclass(name = "Redactor", module = "agent_bom._core", frozen)]
+struct PyRedactor {
+    inner: Arc<Redactor>,
+}
+
+#[pymethods]
+impl PyRedactor {
+    #[new]
+    #[pyo3(signature = (rule_files, mode = "mask", key = None))]
+    fn new(rule_files: Vec<Vec<u8>>, mode: &str, key: Option<Vec<u8>>) -> PyResult<Self> {
+        let mode = match (mode, key) {
+            ("mask", _) => Mode::Mask,
+            ("hash", Some(k)) if !k.is_empty() => Mode::Hash(k),
+            ("hash", _) => {
+                return Err(PyValueError::new_err(
+                    "hash mode needs a non-empty key (--redact-key-file or --redact-key-env)",
+                ))
+            }
+            (other, _) => {
+                return Err(PyValueError::new_err(format!(
+                    "redaction mode {other:?} is not supported: use mask or hash"
+                )))
+            }
+        };
+        let files: Vec<&[u8]> = rule_files.iter().map(Vec::as_slice).collect();
+        let set = RuleSet::from_json(&files).map_err(PyValueError::new_err)?;
+        Ok(PyRedactor {
+            inner: Arc::new(Redactor::new(set, mode)),
+        })
+    }
+
+    #[getter]
+    fn rule_ids(&self) -> Vec<String> {
+        self.inner.rules().rule_ids()
+    }
+
+    /// Redacts a JSON value: (redacted value, count, {rule id: count}).
+    fn redact<'py>(
+        &self,
+        py: Python<'py>,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut out = self.redact_many(py, vec![obj.clone()])?;
+        Ok(out.remove(0))
+    }
+
+    /// Redacts many JSON values in one call; the GIL is released while redacting.
+    fn redact_many<'py>(
+        &self,
+        py: Python<'py>,
+        objs: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let mut values = Vec::with_capacity(objs.len());
+        for (i, o) in objs.iter().enumerate() {
+            let mut path = if objs.len() > 1 {
+                vec![format!("[{i}]")]
+            } else {
+                Vec::new()
+            };
+            values.push(to_value(o, &mut path, 0)?);
+        }
+        let inner = self.inner.clone();
+        let results: Vec<(Value<'static>, u64, RuleCounts)> = py.detach(move || {
+            values
+                .into_iter()
+                .map(|mut v| {
+                    let mut counts = Vec::new();
+                    let n = inner.redact_value(None, &mut v, &mut counts);
+                    (v, n, counts)
+                })
+                .collect()
+        });
+        let ids = self.inner.rules().rule_ids();
+        results
+            .into_iter()
+            .zip(objs)
+            .map(|((v, n, counts), original)| {
+                let by_rule = PyDict::new(py);
+                for (id, c) in ids.iter().zip(&counts) {
+                    if *c > 0 {
+                        by_rule.set_item(id, c)?;
+                    }
+                }
+                // Unchanged values come back as the caller's own object.
+                let value = if n == 0 {
+                    original
+                } else {
+                    from_value(py, &v)?
+                };
+                PyTuple::new(
+                    py,
+                    [value, n.into_pyobject(py)?.into_any(), by_rule.into_any()],
+                )
+            })
+            .collect()
+    }
+}
+
+/// Sink that hands each flushed run of finished lines to a Python callable as `list[bytes]`.
+struct CallableSink {
+    obj: Py<PyAny>,
+    err: ErrSlot,
+}
+
+impl Write for CallableSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            let lines = PyList::empty(py);
+            for line in buf.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+                lines
+                    .append(PyBytes::new(py, line))
+                    .map_err(|e| stash(&self.err, e))?;
+            }
+            self.obj
+                .call1(py, (lines,))
+                .map_err(|e| stash(&self.err, e))?;
+            Ok(buf.len())
+        })
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bounded capture (`agent_bom.evidence.EvidenceStream` wraps it).
+#[pyclass(name = "Capture", module = "agent_bom._core", frozen)]
+struct PyCapture {
+    inner: Capture,
+    err: ErrSlot,
+    when_full: WhenFull,
+}
+
+fn entry_from(obj: &Bound<'_, PyAny>) -> PyResult<Entry> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Entry::Event(b.as_bytes().to_vec()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Entry::Event(s.to_str()?.as_bytes().to_vec()));
+    }
+    let v = to_value(obj, &mut Vec::new(), 0)?;
+    Ok(Entry::Event(canon::to_vec(&v)))
+}
+
+impl PyCapture {
+    fn push_error(&self, e: PushError) -> PyErr {
+        match e {
+            PushError::Full => BackpressureError::new_err(
+                "the capture queue is full (when_full='error'); slow down, raise capacity/max_bytes, \
+                 or use when_full='block'",
+            ),
+            PushError::Closed => take_err(&self.err).unwrap_or_else(|| {
+                PyValueError::new_err("the capture is finished or its sink failed; call finish() for the reason")
+            }),
+        }
+    }
+}
+
+#[pymethods]
+impl PyCapture {
+    #[new]
+    #[pyo3(signature = (sink, *, callable, stream_id, tenant_id = None, source = None, checkpoint_every = 10_000,
+                        algorithm = "sha256", capacity = 8192, max_bytes = 64 << 20, when_full = "block",
+                        max_depth = 64, signing_seed = None, key_id = None, redactor = None, on_reject = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        sink: Py<PyAny>,
+        callable: bool,
+        stream_id: String,
+        tenant_id: Option<String>,
+        source: Option<String>,
+        checkpoint_every: u64,
+        algorithm: &str,
+        capacity: usize,
+        max_bytes: usize,
+        when_full: &str,
+        max_depth: usize,
+        signing_seed: Option<Vec<u8>>,
+        key_id: Option<String>,
+        redactor: Option<PyRef<'_, PyRedactor>>,
+        on_reject: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let when_full = match when_full {
+            "block" => WhenFull::Block,
+            "drop_newest" => WhenFull::DropNewest,
+            "error" => WhenFull::Error,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "when_full={other:?}: use 'block', 'drop_newest' or 'error'"
+                )))
+            }
+        };
+        if stream_id.is_empty() {
+            return Err(PyValueError::new_err("stream_id must not be empty"));
+        }
+        let signer = signer_from(signing_seed, key_id)?;
+        let stream = StreamConfig {
+            stream_id,
+            default_tenant: tenant_id,
+            default_source: source,
+            checkpoint_every,
+            alg: alg(algorithm)?,
+            threads: 1,
+            limits: Limits {
+                max_line_bytes: max_bytes,
+                max_depth,
+                max_records: (1 << 31) - 1,
+            },
+            signer,
+        };
+        let cfg = CaptureConfig {
+            stream,
+            capacity,
+            max_bytes,
+            when_full,
+        };
+        let err: ErrSlot = Arc::new(Mutex::new(None));
+        let redactor: Option<Arc<dyn pipeline::Redactor>> =
+            redactor.map(|r| r.inner.clone() as Arc<dyn pipeline::Redactor>);
+        let observer = Box::new(PyObserver {
+            on_reject,
+            on_progress: None,
+            err: err.clone(),
+        });
+        let inner = if callable {
+            Capture::start(
+                cfg,
+                CallableSink {
+                    obj: sink,
+                    err: err.clone(),
+                },
+                redactor,
+                observer,
+            )
+        } else {
+            Capture::start(
+                cfg,
+                PyWriter {
+                    obj: sink,
+                    err: err.clone(),
+                },
+                redactor,
+                observer,
+            )
+        };
+        Ok(PyCapture {
+            inner,
+            err,
+            when_full,
+        })
+    }
+
+    /// Queues one event (dict, bytes or str); False when it was dropped (when_full='drop_newest').
+    fn record(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let e = entry_from(event)?;
+        let pushed = if self.when_full == WhenFull::Block {
+            py.detach(|| self.inner.push(e))
+        } else {
+            self.inner.push(e)
+        };
+        match pushed {
+            Ok(p) => Ok(p == Pushed::Queued),
+            Err(e) => Err(self.push_error(e)),
+        }
+    }
+
+    /// Queues many events; returns (queued, dropped).
+    fn record_many(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
+        let mut entries = Vec::with_capacity(events.len().unwrap_or(0));
+        for e in events.try_iter()? {
+            entries.push(entry_from(&e?)?);
+        }
+        py.detach(|| self.inner.push_many(entries))
+            .map_err(|e| self.push_error(e))
+    }
+
+    #[pyo3(signature = (message, created_at = None))]
+    fn note(&self, py: Python<'_>, message: String, created_at: Option<String>) -> PyResult<()> {
+        let e = Entry::Note {
+            message,
+            created_at,
+        };
+        py.detach(|| self.inner.push(e))
+            .map(|_| ())
+            .map_err(|e| self.push_error(e))
+    }
+
+    #[getter]
+    fn recorded(&self) -> u64 {
+        self.inner
+            .counters()
+            .recorded
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.inner
+            .counters()
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Drains the queue, seals the stream, and returns the stats.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let result = py.detach(|| self.inner.finish());
+        if let Some(e) = take_err(&self.err) {
+            return Err(e);
+        }
+        let stats = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let d = stats_dict(py, &stats, self.inner.alg())?;
+        d.set_item("recorded", self.recorded())?;
+        d.set_item("dropped", self.dropped())?;
+        Ok(d)
+    }
 }
 
 /// Python errors raised inside I/O callbacks, kept to re-raise after the core returns.
@@ -363,11 +716,55 @@ fn take_err(slot: &ErrSlot) -> Option<PyErr> {
     slot.lock().ok().and_then(|mut s| s.take())
 }
 
+fn signer_from(
+    signing_seed: Option<Vec<u8>>,
+    key_id: Option<String>,
+) -> PyResult<Option<CheckpointSigner>> {
+    match (signing_seed, key_id) {
+        (Some(seed), Some(key_id)) => {
+            let seed: [u8; 32] = seed.try_into().map_err(|_| {
+                PyValueError::new_err("signing_seed must be the 32-byte Ed25519 private key seed")
+            })?;
+            Ok(Some(CheckpointSigner {
+                key: ed25519_dalek::SigningKey::from_bytes(&seed),
+                key_id,
+            }))
+        }
+        (None, None) => Ok(None),
+        _ => Err(PyValueError::new_err(
+            "a signing key needs a key id, and a key id needs a signing key",
+        )),
+    }
+}
+
+fn stats_dict<'py>(
+    py: Python<'py>,
+    stats: &pipeline::StreamStats,
+    a: HashAlg,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("events", stats.events)?;
+    d.set_item("rejected", stats.rejected)?;
+    d.set_item("checkpoints", stats.checkpoints)?;
+    d.set_item("redactions", stats.redactions)?;
+    d.set_item("bytes_in", stats.bytes_in)?;
+    d.set_item("bytes_out", stats.bytes_out)?;
+    d.set_item("head", stats.head.map(|h| tagged(a, &h)))?;
+    d.set_item("merkle_root", stats.merkle_root.map(|h| tagged(a, &h)))?;
+    let by_rule = PyDict::new(py);
+    for (id, n) in &stats.redactions_by_rule {
+        by_rule.set_item(id, n)?;
+    }
+    d.set_item("redactions_by_rule", by_rule)?;
+    Ok(d)
+}
+
 /// Streams native NDJSON events from `reader` into sealed CloudEvents on `writer`.
 #[pyfunction]
 #[pyo3(signature = (reader, writer, *, stream_id, tenant_id = None, source = None, checkpoint_every = 10_000,
                     algorithm = "sha256", threads = 1, max_line_bytes = 1 << 20, max_depth = 64,
-                    max_records = (1u64 << 31) - 1, signing_seed = None, key_id = None, on_reject = None, on_progress = None))]
+                    max_records = (1u64 << 31) - 1, signing_seed = None, key_id = None, redactor = None,
+                    on_reject = None, on_progress = None))]
 #[allow(clippy::too_many_arguments)]
 fn stream<'py>(
     py: Python<'py>,
@@ -384,26 +781,12 @@ fn stream<'py>(
     max_records: u64,
     signing_seed: Option<Vec<u8>>,
     key_id: Option<String>,
+    redactor: Option<PyRef<'py, PyRedactor>>,
     on_reject: Option<Py<PyAny>>,
     on_progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let signer = match (signing_seed, key_id) {
-        (Some(seed), Some(key_id)) => {
-            let seed: [u8; 32] = seed.try_into().map_err(|_| {
-                PyValueError::new_err("signing_seed must be the 32-byte Ed25519 private key seed")
-            })?;
-            Some(CheckpointSigner {
-                key: ed25519_dalek::SigningKey::from_bytes(&seed),
-                key_id,
-            })
-        }
-        (None, None) => None,
-        _ => {
-            return Err(PyValueError::new_err(
-                "a signing key needs a key id, and a key id needs a signing key",
-            ))
-        }
-    };
+    let redactor = redactor.map(|r| r.inner.clone());
+    let signer = signer_from(signing_seed, key_id)?;
     let cfg = StreamConfig {
         stream_id,
         default_tenant: tenant_id,
@@ -429,7 +812,10 @@ fn stream<'py>(
         on_progress,
         err: err.clone(),
     };
-    let result = py.detach(|| pipeline::run(&cfg, input, &mut output, None, &mut obs));
+    let result = py.detach(|| {
+        let stage = redactor.as_deref().map(|r| r as &dyn pipeline::Redactor);
+        pipeline::run(&cfg, input, &mut output, stage, &mut obs)
+    });
     if let Some(e) = take_err(&err) {
         return Err(e);
     }
@@ -437,19 +823,7 @@ fn stream<'py>(
         StreamError::Io(e) => PyOSError::new_err(e.to_string()),
         other => PyValueError::new_err(other.to_string()),
     })?;
-    let d = PyDict::new(py);
-    d.set_item("events", stats.events)?;
-    d.set_item("rejected", stats.rejected)?;
-    d.set_item("checkpoints", stats.checkpoints)?;
-    d.set_item("redactions", stats.redactions)?;
-    d.set_item("bytes_in", stats.bytes_in)?;
-    d.set_item("bytes_out", stats.bytes_out)?;
-    d.set_item("head", stats.head.map(|h| tagged(cfg.alg, &h)))?;
-    d.set_item(
-        "merkle_root",
-        stats.merkle_root.map(|h| tagged(cfg.alg, &h)),
-    )?;
-    Ok(d)
+    stats_dict(py, &stats, cfg.alg)
 }
 
 fn problem_dict<'py>(py: Python<'py>, p: &Problem) -> PyResult<Bound<'py, PyDict>> {
@@ -613,6 +987,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inclusion_path_for_leaves, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
     m.add_function(wrap_pyfunction!(stream, m)?)?;
+    m.add_class::<PyRedactor>()?;
+    m.add_class::<PyCapture>()?;
+    m.add("BackpressureError", m.py().get_type::<BackpressureError>())?;
     m.add_function(wrap_pyfunction!(verify_stream, m)?)?;
     Ok(())
 }

@@ -50,7 +50,12 @@ def test_core_stream_is_byte_identical_to_pure_python_reference(threads: int) ->
 
     out = io.BytesIO()
     stats = evidence.stream(
-        io.BytesIO(b"\n".join(lines) + b"\n"), out, stream_id="diff-1", threads=threads, **options
+        io.BytesIO(b"\n".join(lines) + b"\n"),
+        out,
+        stream_id="diff-1",
+        threads=threads,
+        redact=False,  # the reference implements DESIGN §4 only
+        **options,
     )
 
     assert stats.rejected == 0
@@ -67,7 +72,7 @@ def test_reference_and_core_agree_on_checkpoint_only_at_end() -> None:
     out = io.BytesIO()
     evidence.stream(
         io.BytesIO(b"\n".join(lines)), out, stream_id="tail", tenant_id="t", source="urn:s",
-        checkpoint_every=0, threads=1,
+        checkpoint_every=0, threads=1, redact=False,
     )  # fmt: skip
     assert out.getvalue() == expected
     assert out.getvalue().count(b'"type":"io.agentbom.evidence.checkpoint"') == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from agent_bom import _core
+from agent_bom.redaction import RedactionResult, redact, redact_many
 from agent_bom.errors import (
     AgentBomError,
     ConfigError,
@@ -27,9 +28,12 @@ __all__ = [
     "IntegrityError",
     "InvalidEvent",
     "LimitExceeded",
+    "RedactionResult",
     "__version__",
     "canonical_json",
     "content_hash",
+    "redact",
+    "redact_many",
 ]
 
 

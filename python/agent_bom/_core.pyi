@@ -34,6 +34,7 @@ def stream(
     max_records: int = 2147483647,
     signing_seed: bytes | None = None,
     key_id: str | None = None,
+    redactor: Redactor | None = None,
     on_reject: Callable[[int, str, str, bytes], None] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> dict[str, Any]: ...
@@ -48,3 +49,41 @@ def verify_stream(
     max_problems: int = 1000,
     collect: bool = False,
 ) -> dict[str, Any]: ...
+
+class Redactor:
+    def __init__(self, rule_files: list[bytes], mode: str = "mask", key: bytes | None = None) -> None: ...
+    @property
+    def rule_ids(self) -> list[str]: ...
+    def redact(self, obj: Any, /) -> tuple[Any, int, dict[str, int]]: ...
+    def redact_many(self, objs: list[Any], /) -> list[tuple[Any, int, dict[str, int]]]: ...
+
+class BackpressureError(RuntimeError): ...
+
+class Capture:
+    def __init__(
+        self,
+        sink: Any,
+        *,
+        callable: bool,
+        stream_id: str,
+        tenant_id: str | None = None,
+        source: str | None = None,
+        checkpoint_every: int = 10000,
+        algorithm: str = "sha256",
+        capacity: int = 8192,
+        max_bytes: int = 67108864,
+        when_full: str = "block",
+        max_depth: int = 64,
+        signing_seed: bytes | None = None,
+        key_id: str | None = None,
+        redactor: Redactor | None = None,
+        on_reject: Callable[[int, str, str, bytes], None] | None = None,
+    ) -> None: ...
+    def record(self, event: Any, /) -> bool: ...
+    def record_many(self, events: Any, /) -> tuple[int, int]: ...
+    def note(self, message: str, created_at: str | None = None) -> None: ...
+    @property
+    def recorded(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    def finish(self) -> dict[str, Any]: ...

@@ -16,7 +16,7 @@ import sys
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, cast
@@ -26,10 +26,14 @@ import orjson
 from agent_bom import _core
 from agent_bom.errors import ConfigError, IntegrityError
 from agent_bom.keys import load_public_key, load_signing_seed
+from agent_bom.redaction import load_redactor
 
 __all__ = [
     "BUNDLE_FORMAT",
     "PROOF_FORMAT",
+    "BackpressureError",
+    "CaptureStats",
+    "EvidenceStream",
     "Problem",
     "Reject",
     "StreamStats",
@@ -71,6 +75,7 @@ class StreamStats:
     bytes_out: int
     head: str | None
     merkle_root: str | None
+    redactions_by_rule: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -199,14 +204,19 @@ def stream(
     key_id: str | None = None,
     max_line_bytes: int = 1 << 20,
     max_depth: int = 64,
+    redact: bool = True,
+    redact_mode: Literal["mask", "hash"] = "mask",
+    redact_key: bytes | None = None,
+    redact_rules: str | os.PathLike[str] | None = None,
     on_reject: Callable[[Reject], None] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> StreamStats:
     """Stream native NDJSON events from ``src`` into sealed CloudEvents on ``dst``.
 
     ``src``/``dst`` are paths, ``"-"`` for stdin/stdout, or binary file objects.
-    Lines that are not valid events are passed to ``on_reject`` and counted;
-    the rest of the stream is still complete and sealed.
+    Secrets and PII are redacted before hashing unless ``redact=False``
+    (see ``agent_bom.redaction``). Lines that are not valid events are passed
+    to ``on_reject`` and counted; the rest of the stream is still complete and sealed.
     """
     if not stream_id:
         raise ConfigError("stream_id is required: pass --stream-id NAME (one id per stream)")
@@ -219,6 +229,7 @@ def stream(
     if (signing_key is None) != (key_id is None):
         raise ConfigError("checkpoint signing needs both --signing-key PATH and --key-id ID")
     seed = load_signing_seed(signing_key) if signing_key is not None else None
+    redactor = load_redactor(redact_mode, redact_key, redact_rules) if redact else None
 
     def reject_cb(line: int, code: str, reason: str, raw: bytes) -> None:
         if on_reject is not None:
@@ -239,6 +250,7 @@ def stream(
                 max_depth=max_depth,
                 signing_seed=seed,
                 key_id=key_id,
+                redactor=redactor,
                 on_reject=reject_cb,
                 on_progress=on_progress,
             )
@@ -609,3 +621,165 @@ def verify_proof(
                 contenthash,
             )
     return problems
+
+
+BackpressureError = _core.BackpressureError
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """What an ``EvidenceStream`` did: ``recorded`` = accepted into the queue,
+    ``written`` = events in the stream, ``dropped`` = refused by a full queue."""
+
+    recorded: int
+    written: int
+    dropped: int
+    rejected: int
+    redactions: int
+    checkpoints: int
+    head: str | None
+    merkle_root: str | None
+    redactions_by_rule: dict[str, int] = field(default_factory=dict)
+
+
+def _is_bundle_path(sink: object) -> bool:
+    return isinstance(sink, str | os.PathLike) and str(sink).endswith((".tar.gz", ".tgz"))
+
+
+class EvidenceStream:
+    """Bounded capture: push events from Python (any thread) into a sealed stream.
+
+    ``sink`` is a path, ``"-"`` (stdout), a path ending in ``.tar.gz`` (an
+    export bundle written at ``finish``), or a callable that receives batches
+    of finished CloudEvent lines (``list[bytes]``, no newlines). Memory is
+    bounded by ``capacity`` records and ``max_bytes`` queued bytes; when the
+    queue is full ``when_full`` decides: ``"block"`` (wait, GIL released),
+    ``"drop_newest"`` (drop and count; the next checkpoint records the count)
+    or ``"error"`` (raise ``BackpressureError``).
+
+    The pipeline stages run on one consumer thread (``threads`` is accepted for
+    API stability; bulk files go through ``stream`` for parallelism).
+    """
+
+    def __init__(
+        self,
+        sink: Sink | Callable[[list[bytes]], object],
+        *,
+        stream_id: str,
+        tenant_id: str | None = None,
+        source: str | None = None,
+        capacity: int = 8192,
+        max_bytes: int = 64 << 20,
+        when_full: Literal["block", "drop_newest", "error"] = "block",
+        redact: bool = True,
+        redact_mode: Literal["mask", "hash"] = "mask",
+        redact_key: bytes | None = None,
+        redact_rules: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 10_000,
+        threads: int | None = None,
+        hash: HashName = "sha256",
+        signing_key: str | os.PathLike[str] | None = None,
+        key_id: str | None = None,
+        on_reject: Callable[[Reject], None] | None = None,
+    ) -> None:
+        if not stream_id:
+            raise ConfigError("stream_id is required (one id per stream)")
+        if capacity < 1 or max_bytes < 1:
+            raise ConfigError("capacity and max_bytes must be positive")
+        if when_full not in ("block", "drop_newest", "error"):
+            raise ConfigError(f"when_full={when_full!r}: use 'block', 'drop_newest' or 'error'")
+        if (signing_key is None) != (key_id is None):
+            raise ConfigError("checkpoint signing needs both signing_key and key_id")
+        self._stack = contextlib.ExitStack()
+        self._bundle: Path | None = None
+        self._tmp: Path | None = None
+        self._finished: CaptureStats | None = None
+
+        def reject_cb(line: int, code: str, reason: str, raw: bytes) -> None:
+            if on_reject is not None:
+                on_reject(Reject(line, code, reason, raw))
+
+        target: object
+        if callable(sink):
+            target, is_callable = sink, True
+        elif _is_bundle_path(sink):
+            self._bundle = Path(sink)  # type: ignore[arg-type]
+            fd, tmp = tempfile.mkstemp(prefix="agent-bom-capture-", suffix=".ndjson")
+            self._tmp = Path(tmp)
+            target, is_callable = self._stack.enter_context(os.fdopen(fd, "wb")), False
+        else:
+            target, is_callable = self._stack.enter_context(_open_sink(sink)), False
+        try:
+            self._core = _core.Capture(
+                target,
+                callable=is_callable,
+                stream_id=stream_id,
+                tenant_id=tenant_id,
+                source=source,
+                checkpoint_every=checkpoint_every,
+                algorithm=hash,
+                capacity=capacity,
+                max_bytes=max_bytes,
+                when_full=when_full,
+                signing_seed=load_signing_seed(signing_key) if signing_key is not None else None,
+                key_id=key_id,
+                redactor=load_redactor(redact_mode, redact_key, redact_rules) if redact else None,
+                on_reject=reject_cb,
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def record(self, event: dict[str, Any] | bytes | str) -> bool:
+        """Queue one event; False when it was dropped (``when_full="drop_newest"``)."""
+        return self._core.record(event)
+
+    def record_many(self, events: Iterable[dict[str, Any] | bytes | str]) -> int:
+        """Queue many events in one call; returns how many were queued."""
+        queued, _dropped = self._core.record_many(list(events))
+        return queued
+
+    def note(self, message: str, *, created_at: str | None = None) -> None:
+        """Record an annotation (an ``audit.integrity`` event with ``payload.note``).
+        Its time is ``created_at`` or, by default, the time of the last event."""
+        self._core.note(message, created_at)
+
+    @property
+    def recorded(self) -> int:
+        return self._core.recorded
+
+    @property
+    def dropped(self) -> int:
+        return self._core.dropped
+
+    def finish(self) -> CaptureStats:
+        """Drain the queue, seal the stream, close the sink; idempotent."""
+        if self._finished is not None:
+            return self._finished
+        try:
+            raw = self._core.finish()
+        finally:
+            self._stack.close()
+        if self._bundle is not None and self._tmp is not None:
+            try:
+                export(self._tmp, self._bundle)
+            finally:
+                self._tmp.unlink(missing_ok=True)
+        self._finished = CaptureStats(
+            recorded=raw["recorded"],
+            written=raw["events"],
+            dropped=raw["dropped"],
+            rejected=raw["rejected"],
+            redactions=raw["redactions"],
+            checkpoints=raw["checkpoints"],
+            head=raw["head"],
+            merkle_root=raw["merkle_root"],
+            redactions_by_rule=raw["redactions_by_rule"],
+        )
+        return self._finished
+
+    def __enter__(self) -> EvidenceStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from agent_bom import evidence as ev
 from agent_bom.cli._console import err_console
 from agent_bom.errors import ConfigError
+from agent_bom.redaction import read_key
 
 app = typer.Typer(
     help="Turn native events into sealed CloudEvents, verify them, bundle and prove them.",
@@ -102,6 +103,27 @@ def stream_cmd(
     max_line_bytes: int = typer.Option(
         1 << 20, "--max-line-bytes", min=1, help="Reject input lines longer than this."
     ),
+    no_redact: bool = typer.Option(
+        False,
+        "--no-redact",
+        help="Do not redact secrets and PII (they are redacted by default, before hashing).",
+    ),
+    redact_mode: str = typer.Option(
+        "mask",
+        "--redact-mode",
+        help="mask: [REDACTED:rule]; hash: [REDACTED:rule:HMAC prefix], stable for one key.",
+    ),
+    redact_key_file: Path | None = typer.Option(
+        None, "--redact-key-file", help="File holding the HMAC key for --redact-mode hash."
+    ),
+    redact_key_env: str | None = typer.Option(
+        None,
+        "--redact-key-env",
+        help="Environment variable holding the key for --redact-mode hash.",
+    ),
+    redact_rules: Path | None = typer.Option(
+        None, "--redact-rules", help="Extra redaction rules (JSON, the shipped rules' format)."
+    ),
 ) -> None:
     """Stream native NDJSON events into canonical, hashed, chained, sealed CloudEvents.
 
@@ -115,6 +137,13 @@ def stream_cmd(
     """
     if hash not in ("sha256", "blake3"):
         raise ConfigError(f"--hash {hash!r} is not supported: use sha256 or blake3")
+    if redact_mode not in ("mask", "hash"):
+        raise ConfigError(f"--redact-mode {redact_mode!r} is not supported: use mask or hash")
+    redact_key = None
+    if redact_mode == "hash" and not no_redact:
+        redact_key = read_key(redact_key_file, redact_key_env)
+    elif redact_key_file is not None or redact_key_env is not None:
+        raise ConfigError("--redact-key-file/--redact-key-env only apply with --redact-mode hash")
     sink = _RejectSink(rejects)
     show_progress = err_console.is_terminal and not os.environ.get("CI")
     started = time.perf_counter()
@@ -146,6 +175,10 @@ def stream_cmd(
                 signing_key=signing_key,
                 key_id=key_id,
                 max_line_bytes=max_line_bytes,
+                redact=not no_redact,
+                redact_mode=redact_mode,  # type: ignore[arg-type]
+                redact_key=redact_key,
+                redact_rules=redact_rules,
                 on_reject=sink,
                 on_progress=on_progress if show_progress else None,
             )
@@ -157,6 +190,13 @@ def stream_cmd(
         f"in {elapsed:.2f}s ({stats.events / elapsed:,.0f} events/s); head {stats.head or '-'}",
         highlight=False,
     )
+    if stats.redactions:
+        per_rule = ", ".join(
+            f"{rule} {n:,}" for rule, n in sorted(stats.redactions_by_rule.items())
+        )
+        err_console.print(f"redacted {stats.redactions:,} values: {per_rule}", highlight=False)
+    elif no_redact:
+        err_console.print("[yellow]redaction was off (--no-redact)[/]")
     if stats.rejected:
         raise typer.Exit(3)
 

@@ -1,0 +1,727 @@
+//! Redaction (DESIGN §5): sensitive member names and value rules, applied to
+//! the parsed event before anything is hashed.
+//!
+//! Rules are data (`python/agent_bom/data/redaction-rules.json`, read by
+//! Python and handed over as bytes). Clean events pay little: one
+//! Aho-Corasick pass over the raw line finds which rules' keywords occur at
+//! all; a string is searched only for those rules (and, for keyword-less rules
+//! such as card numbers, only when it holds enough digits); member names are
+//! filtered by their last three normalized letters before the full check.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use hmac::{KeyInit, Mac};
+use regex::Regex;
+
+use crate::canon;
+use crate::digest::push_hex;
+use crate::json::{self, Value};
+
+pub const KEY_RULE_ID: &str = "sensitive-key";
+const MARKER_PREFIX: &str = "[REDACTED:";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checksum {
+    Luhn,
+    Iban,
+    Ssn,
+}
+
+struct Rule {
+    id: String,
+    regex: Regex,
+    /// Index of the `secret` capture group, when the rule marks one.
+    secret: Option<usize>,
+    entropy: Option<f64>,
+    checksum: Option<Checksum>,
+    /// Keyword-less rules run only on strings with at least this many digits.
+    min_digits: usize,
+}
+
+/// A compiled rule file (or several merged).
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    prefilter: Option<AhoCorasick>,
+    /// Rules triggered by each prefilter pattern.
+    pattern_rules: Vec<Vec<usize>>,
+    digit_rules: Vec<usize>,
+    min_digits: usize,
+    exact_keys: HashSet<Vec<u8>>,
+    suffix_keys: Vec<Vec<u8>>,
+    /// Last three letters of every sensitive name: names ending otherwise are skipped at once.
+    key_endings: Vec<[u8; 3]>,
+    short_keys: bool,
+}
+
+#[derive(Clone)]
+pub enum Mode {
+    Mask,
+    /// Keyed HMAC-SHA256 pseudonyms: stable for correlation, useless without the key.
+    Hash(Vec<u8>),
+}
+
+/// Per-rule redaction counts; the last slot is the sensitive-key rule.
+pub type RuleCounts = Vec<u64>;
+
+fn field<'v>(v: &'v Value<'_>, key: &str) -> Option<&'v Value<'v>> {
+    // Value<'a> is covariant: shortening the lifetime is free.
+    v.get(key)
+}
+
+fn str_list(v: Option<&Value<'_>>, what: &str) -> Result<Vec<String>, String> {
+    match v {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{what} must be a list of strings"))
+            })
+            .collect(),
+        Some(_) => Err(format!("{what} must be a list of strings")),
+    }
+}
+
+/// Lowercases and drops '_', '-', '.', ' ' (how member names are compared).
+fn normalize_key(k: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend(
+        k.bytes()
+            .filter(|c| !matches!(c, b'_' | b'-' | b'.' | b' '))
+            .map(|c| c.to_ascii_lowercase()),
+    );
+}
+
+impl RuleSet {
+    /// Compiles one or more rule files (JSON, see the rules file for the format); later files add rules.
+    pub fn from_json(files: &[&[u8]]) -> Result<RuleSet, String> {
+        let mut rules = Vec::new();
+        let mut keywords: Vec<(String, usize)> = Vec::new();
+        let mut exact_keys = HashSet::new();
+        let mut suffix_keys: Vec<Vec<u8>> = Vec::new();
+        let mut seen_ids = HashSet::new();
+        for (n, data) in files.iter().enumerate() {
+            let doc = json::parse(data, 16)
+                .map_err(|e| format!("rules file {}: not valid JSON: {e}", n + 1))?;
+            if let Some(keys) = field(&doc, "sensitive_keys") {
+                let mut buf = Vec::new();
+                for k in str_list(field(keys, "exact"), "sensitive_keys.exact")? {
+                    normalize_key(&k, &mut buf);
+                    exact_keys.insert(buf.clone());
+                }
+                for k in str_list(field(keys, "suffix"), "sensitive_keys.suffix")? {
+                    normalize_key(&k, &mut buf);
+                    if !suffix_keys.contains(&buf) {
+                        suffix_keys.push(buf.clone());
+                    }
+                }
+            }
+            let Some(Value::Array(items)) = field(&doc, "rules") else {
+                return Err(format!("rules file {}: needs a \"rules\" list", n + 1));
+            };
+            for (i, item) in items.iter().enumerate() {
+                let id = field(item, "id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("rules file {}: rule {i} has no string \"id\"", n + 1))?
+                    .to_string();
+                if id == KEY_RULE_ID || !seen_ids.insert(id.clone()) {
+                    return Err(format!(
+                        "rule id {id:?} is used twice (or is reserved); give each rule its own id"
+                    ));
+                }
+                let pattern = field(item, "regex")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("rule {id:?}: needs a string \"regex\""))?;
+                let regex = Regex::new(pattern)
+                    .map_err(|e| format!("rule {id:?}: regex does not compile: {e}"))?;
+                let secret = regex.capture_names().position(|n| n == Some("secret"));
+                let entropy = match field(item, "entropy") {
+                    None => None,
+                    Some(Value::Number(x)) => Some(*x),
+                    Some(_) => {
+                        return Err(format!(
+                            "rule {id:?}: \"entropy\" must be a number (bits per character)"
+                        ))
+                    }
+                };
+                let checksum = match field(item, "checksum").map(|c| c.as_str()) {
+                    None => None,
+                    Some(Some("luhn")) => Some(Checksum::Luhn),
+                    Some(Some("iban")) => Some(Checksum::Iban),
+                    Some(Some("ssn")) => Some(Checksum::Ssn),
+                    Some(_) => {
+                        return Err(format!(
+                            "rule {id:?}: \"checksum\" must be luhn, iban or ssn"
+                        ))
+                    }
+                };
+                let kws = str_list(field(item, "keywords"), &format!("rule {id:?}: keywords"))?;
+                let min_digits = match field(item, "min_digits") {
+                    Some(Value::Number(x)) if *x >= 1.0 => *x as usize,
+                    None if !kws.is_empty() => 0,
+                    _ => {
+                        return Err(format!(
+                        "rule {id:?}: give it \"keywords\" (a prefilter) or \"min_digits\" ≥ 1, \
+                             so clean text is not searched with it"
+                    ))
+                    }
+                };
+                let idx = rules.len();
+                for k in kws {
+                    if k.is_empty() {
+                        return Err(format!("rule {id:?}: empty keyword"));
+                    }
+                    keywords.push((k.to_ascii_lowercase(), idx));
+                }
+                rules.push(Rule {
+                    id,
+                    regex,
+                    secret,
+                    entropy,
+                    checksum,
+                    min_digits,
+                });
+            }
+        }
+        let mut patterns: Vec<String> = Vec::new();
+        let mut pattern_rules: Vec<Vec<usize>> = Vec::new();
+        for (k, idx) in keywords {
+            match patterns.iter().position(|p| *p == k) {
+                Some(p) => pattern_rules[p].push(idx),
+                None => {
+                    patterns.push(k);
+                    pattern_rules.push(vec![idx]);
+                }
+            }
+        }
+        let prefilter = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .map_err(|e| format!("keyword prefilter: {e}"))?,
+            )
+        };
+        let digit_rules: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].min_digits > 0)
+            .collect();
+        let min_digits = digit_rules
+            .iter()
+            .map(|&i| rules[i].min_digits)
+            .min()
+            .unwrap_or(usize::MAX);
+        let mut key_endings: Vec<[u8; 3]> = Vec::new();
+        let mut short_keys = false;
+        for k in exact_keys.iter().chain(suffix_keys.iter()) {
+            if k.len() < 3 {
+                short_keys = true;
+            } else {
+                let e = [k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]];
+                if !key_endings.contains(&e) {
+                    key_endings.push(e);
+                }
+            }
+        }
+        Ok(RuleSet {
+            rules,
+            prefilter,
+            pattern_rules,
+            digit_rules,
+            min_digits,
+            exact_keys,
+            suffix_keys,
+            key_endings,
+            short_keys,
+        })
+    }
+
+    pub fn rule_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.rules.iter().map(|r| r.id.clone()).collect();
+        ids.push(KEY_RULE_ID.to_string());
+        ids
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    fn is_sensitive_key(&self, k: &str, buf: &mut Vec<u8>) -> bool {
+        if !self.short_keys {
+            // Last three normalized letters, read backwards without allocating.
+            let mut end = [0u8; 3];
+            let mut n = 0;
+            for c in k.bytes().rev() {
+                if matches!(c, b'_' | b'-' | b'.' | b' ') {
+                    continue;
+                }
+                n += 1;
+                end[3 - n] = c.to_ascii_lowercase();
+                if n == 3 {
+                    break;
+                }
+            }
+            if n < 3 || !self.key_endings.contains(&end) {
+                return false;
+            }
+        }
+        normalize_key(k, buf);
+        self.exact_keys.contains(buf.as_slice())
+            || self.suffix_keys.iter().any(|s| buf.ends_with(s))
+    }
+}
+
+/// A rule set and a mode: what the pipeline's redaction stage runs.
+pub struct Redactor {
+    set: RuleSet,
+    mode: Mode,
+}
+
+fn is_marker(s: &str) -> bool {
+    s.starts_with(MARKER_PREFIX) && s.ends_with(']') && !s[1..s.len() - 1].contains(['[', ']'])
+}
+
+fn shannon_entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn luhn_ok(s: &str) -> bool {
+    let digits: Vec<u32> = s
+        .bytes()
+        .filter(|c| c.is_ascii_digit())
+        .map(|c| (c - b'0') as u32)
+        .collect();
+    if !(13..=19).contains(&digits.len())
+        || s.bytes()
+            .any(|c| !(c.is_ascii_digit() || c == b' ' || c == b'-'))
+    {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+fn iban_ok(s: &str) -> bool {
+    let compact: Vec<u8> = s.bytes().filter(|c| *c != b' ').collect();
+    if !(15..=34).contains(&compact.len())
+        || !compact[..2].iter().all(u8::is_ascii_uppercase)
+        || !compact[2..4].iter().all(u8::is_ascii_digit)
+        || !compact.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let mut rem: u32 = 0;
+    for &c in compact[4..].iter().chain(&compact[..4]) {
+        let v = if c.is_ascii_digit() {
+            (c - b'0') as u32
+        } else {
+            (c.to_ascii_uppercase() - b'A') as u32 + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn ssn_ok(s: &str) -> bool {
+    let d: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
+    if d.len() != 9 {
+        return false;
+    }
+    let area = &d[0..3];
+    area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
+}
+
+fn count_digits_upto(s: &str, enough: usize) -> usize {
+    let mut n = 0;
+    for c in s.bytes() {
+        if c.is_ascii_digit() {
+            n += 1;
+            if n >= enough {
+                break;
+            }
+        }
+    }
+    n
+}
+
+impl Redactor {
+    pub fn new(set: RuleSet, mode: Mode) -> Redactor {
+        Redactor { set, mode }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.set
+    }
+
+    fn marker(&self, rule_id: &str, secret: &[u8]) -> String {
+        let mut m = String::with_capacity(MARKER_PREFIX.len() + rule_id.len() + 20);
+        m.push_str(MARKER_PREFIX);
+        m.push_str(rule_id);
+        if let Mode::Hash(key) = &self.mode {
+            // HMAC accepts keys of any length; a fresh key always constructs.
+            if let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
+                mac.update(secret);
+                let tag = mac.finalize().into_bytes();
+                let mut hex = Vec::with_capacity(16);
+                push_hex(&mut hex, &tag[..8]);
+                m.push(':');
+                m.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+            }
+        }
+        m.push(']');
+        m
+    }
+
+    /// Which rules have a keyword anywhere in `raw` (None: no prefilter, try all keyword rules).
+    fn line_hits(&self, raw: &[u8]) -> Vec<bool> {
+        let mut hits = vec![false; self.set.rules.len()];
+        if let Some(ac) = &self.set.prefilter {
+            for m in ac.find_overlapping_iter(raw) {
+                for &r in &self.set.pattern_rules[m.pattern().as_usize()] {
+                    hits[r] = true;
+                }
+            }
+        }
+        hits
+    }
+
+    /// Redacts `event` in place. `raw` is the line it was parsed from (a
+    /// prefilter: only rules whose keywords occur in it are tried).
+    pub fn redact_value(
+        &self,
+        raw: Option<&[u8]>,
+        event: &mut Value<'_>,
+        counts: &mut RuleCounts,
+    ) -> u64 {
+        if counts.len() != self.set.rules.len() + 1 {
+            counts.resize(self.set.rules.len() + 1, 0);
+        }
+        let hits = raw.map(|raw| self.line_hits(raw));
+        let any_hit = hits.as_ref().is_none_or(|h| h.iter().any(|&x| x));
+        let mut buf = Vec::with_capacity(32);
+        self.walk(event, hits.as_deref(), any_hit, counts, &mut buf)
+    }
+
+    fn walk(
+        &self,
+        v: &mut Value<'_>,
+        hits: Option<&[bool]>,
+        any_hit: bool,
+        counts: &mut RuleCounts,
+        buf: &mut Vec<u8>,
+    ) -> u64 {
+        match v {
+            Value::Object(members) => {
+                let mut n = 0;
+                for (k, val) in members.iter_mut() {
+                    if self.set.is_sensitive_key(k, buf) {
+                        n += self.redact_whole(val, counts);
+                    } else {
+                        n += self.walk(val, hits, any_hit, counts, buf);
+                    }
+                }
+                n
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .map(|i| self.walk(i, hits, any_hit, counts, buf))
+                .sum(),
+            Value::String(s) => match self.redact_str(s, hits, any_hit, counts) {
+                Some((new, n)) => {
+                    *s = Cow::Owned(new);
+                    n
+                }
+                None => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    fn redact_whole(&self, v: &mut Value<'_>, counts: &mut RuleCounts) -> u64 {
+        match v {
+            Value::Null | Value::Bool(_) => 0,
+            Value::String(s) if is_marker(s) => 0,
+            other => {
+                let m = self.marker(KEY_RULE_ID, &canon::to_vec(other));
+                *other = Value::String(Cow::Owned(m));
+                counts[self.set.rules.len()] += 1;
+                1
+            }
+        }
+    }
+
+    fn candidate_rules(&self, s: &str, hits: Option<&[bool]>, any_hit: bool) -> Vec<usize> {
+        let mut cands = Vec::new();
+        if any_hit {
+            if let Some(ac) = &self.set.prefilter {
+                for m in ac.find_overlapping_iter(s) {
+                    for &r in &self.set.pattern_rules[m.pattern().as_usize()] {
+                        if hits.is_none_or(|h| h[r]) && !cands.contains(&r) {
+                            cands.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        if !self.set.digit_rules.is_empty() {
+            let digits = count_digits_upto(s, 64);
+            if digits >= self.set.min_digits {
+                cands.extend(
+                    self.set
+                        .digit_rules
+                        .iter()
+                        .filter(|&&r| digits >= self.set.rules[r].min_digits),
+                );
+            }
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        cands
+    }
+
+    fn redact_str(
+        &self,
+        s: &str,
+        hits: Option<&[bool]>,
+        any_hit: bool,
+        counts: &mut RuleCounts,
+    ) -> Option<(String, u64)> {
+        if s.len() < 4 || is_marker(s) {
+            return None;
+        }
+        let cands = self.candidate_rules(s, hits, any_hit);
+        if cands.is_empty() {
+            return None;
+        }
+        // Existing markers are off limits, which keeps redaction idempotent.
+        let mut taken: Vec<(usize, usize, Option<usize>)> = Vec::new();
+        let mut from = 0;
+        while let Some(i) = s[from..].find(MARKER_PREFIX) {
+            let start = from + i;
+            let end = s[start..].find(']').map_or(s.len(), |j| start + j + 1);
+            taken.push((start, end, None));
+            from = end;
+        }
+        let overlaps = |t: &[(usize, usize, Option<usize>)], a: usize, b: usize| {
+            t.iter().any(|&(x, y, _)| a < y && x < b)
+        };
+        for r in cands {
+            let rule = &self.set.rules[r];
+            for caps in rule.regex.captures_iter(s) {
+                let Some(m) = rule
+                    .secret
+                    .and_then(|g| caps.get(g))
+                    .or_else(|| caps.get(0))
+                else {
+                    continue;
+                };
+                if m.is_empty() || overlaps(&taken, m.start(), m.end()) {
+                    continue;
+                }
+                let text = m.as_str();
+                if rule.entropy.is_some_and(|min| shannon_entropy(text) < min) {
+                    continue;
+                }
+                let ok = match rule.checksum {
+                    None => true,
+                    Some(Checksum::Luhn) => luhn_ok(text),
+                    Some(Checksum::Iban) => iban_ok(text),
+                    Some(Checksum::Ssn) => ssn_ok(text),
+                };
+                if ok {
+                    taken.push((m.start(), m.end(), Some(r)));
+                }
+            }
+        }
+        let mut spans: Vec<(usize, usize, usize)> = taken
+            .into_iter()
+            .filter_map(|(a, b, r)| r.map(|r| (a, b, r)))
+            .collect();
+        if spans.is_empty() {
+            return None;
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(s.len() + 16 * spans.len());
+        let mut at = 0;
+        for &(a, b, r) in &spans {
+            out.push_str(&s[at..a]);
+            out.push_str(&self.marker(&self.set.rules[r].id, &s.as_bytes()[a..b]));
+            counts[r] += 1;
+            at = b;
+        }
+        out.push_str(&s[at..]);
+        Some((out, spans.len() as u64))
+    }
+}
+
+impl crate::pipeline::Redactor for Redactor {
+    fn redact(&self, raw: &[u8], event: &mut Value<'_>, counts: &mut RuleCounts) -> u64 {
+        self.redact_value(Some(raw), event, counts)
+    }
+
+    fn rule_ids(&self) -> Vec<String> {
+        self.set.rule_ids()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &[u8] = br#"{"version":1,
+      "sensitive_keys":{"exact":["password","session"],"suffix":["token","secret","apikey"]},
+      "rules":[
+        {"id":"github-pat","keywords":["ghp_"],"regex":"ghp_[A-Za-z0-9]{36}"},
+        {"id":"kv-password","keywords":["password"],"regex":"(?i)password\\s*[=:]\\s*(?P<secret>[^\\s'\",;]{6,})"},
+        {"id":"payment-card","min_digits":13,"regex":"\\b(?:\\d[ -]?){12,18}\\d\\b","checksum":"luhn"},
+        {"id":"iban","min_digits":12,"regex":"\\b[A-Z]{2}\\d{2}[A-Z0-9]{11,30}\\b","checksum":"iban"}
+      ]}"#;
+
+    fn redactor(mode: Mode) -> Redactor {
+        Redactor::new(RuleSet::from_json(&[RULES]).unwrap(), mode)
+    }
+
+    fn run(r: &Redactor, text: &str) -> (String, u64, RuleCounts) {
+        let mut v = json::parse(text.as_bytes(), 64).unwrap();
+        let mut counts = Vec::new();
+        let n = r.redact_value(Some(text.as_bytes()), &mut v, &mut counts);
+        (String::from_utf8(canon::to_vec(&v)).unwrap(), n, counts)
+    }
+
+    #[test]
+    fn redacts_keys_values_and_keeps_clean_text() {
+        let r = redactor(Mode::Mask);
+        let (out, n, counts) = run(
+            &r,
+            r#"{"user":{"Pass-Word":"hunter22","input_tokens":512,"refresh_token":"abc","session":null},
+                "log":"cloned with ghp_0123456789abcdefghijABCDEFGHIJ012345 then password = s3cr3t!!",
+                "card":"4111 1111 1111 1111","iban":"GB82WEST12345698765432","bad_card":"4111 1111 1111 1112"}"#,
+        );
+        assert!(
+            out.contains(r#""Pass-Word":"[REDACTED:sensitive-key]""#),
+            "{out}"
+        );
+        assert!(out.contains(r#""input_tokens":512"#));
+        assert!(out.contains(r#""refresh_token":"[REDACTED:sensitive-key]""#));
+        assert!(out.contains(r#""session":null"#));
+        assert!(
+            out.contains(
+                "cloned with [REDACTED:github-pat] then password = [REDACTED:kv-password]"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(r#""card":"[REDACTED:payment-card]""#));
+        assert!(out.contains(r#""iban":"[REDACTED:iban]""#));
+        assert!(
+            out.contains(r#""bad_card":"4111 1111 1111 1112""#),
+            "Luhn-invalid numbers stay"
+        );
+        assert_eq!(n, 6);
+        assert_eq!(counts, vec![1, 1, 1, 1, 2]);
+    }
+
+    #[test]
+    fn redaction_is_idempotent() {
+        let r = redactor(Mode::Hash(b"k1".to_vec()));
+        let (once, n1, _) = run(
+            &r,
+            r#"{"a":"password=abcdef12 ghp_0123456789abcdefghijABCDEFGHIJ012345","token":"x"}"#,
+        );
+        let (twice, n2, _) = run(&r, &once);
+        assert_eq!(n1, 3);
+        assert_eq!(n2, 0);
+        assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn hash_mode_is_keyed_and_stable() {
+        let a = run(
+            &redactor(Mode::Hash(b"k1".to_vec())),
+            r#"{"t":"ghp_0123456789abcdefghijABCDEFGHIJ012345"}"#,
+        )
+        .0;
+        let b = run(
+            &redactor(Mode::Hash(b"k1".to_vec())),
+            r#"{"t":"ghp_0123456789abcdefghijABCDEFGHIJ012345"}"#,
+        )
+        .0;
+        let c = run(
+            &redactor(Mode::Hash(b"k2".to_vec())),
+            r#"{"t":"ghp_0123456789abcdefghijABCDEFGHIJ012345"}"#,
+        )
+        .0;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(
+            a.starts_with(r#"{"t":"[REDACTED:github-pat:"#)
+                && a.len() == r#"{"t":"[REDACTED:github-pat:]"}"#.len() + 16
+        );
+    }
+
+    #[test]
+    fn bad_rule_files_name_the_rule_and_problem() {
+        let e = RuleSet::from_json(&[br#"{"rules":[{"id":"x","keywords":["a"],"regex":"("}]}"#])
+            .err()
+            .unwrap();
+        assert!(e.contains("rule \"x\"") && e.contains("regex"), "{e}");
+        let e = RuleSet::from_json(&[br#"{"rules":[{"id":"y","regex":"a+"}]}"#])
+            .err()
+            .unwrap();
+        assert!(e.contains("min_digits"), "{e}");
+        let e = RuleSet::from_json(&[RULES, RULES]).err().unwrap();
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn checksums() {
+        assert!(luhn_ok("4111-1111-1111-1111") && !luhn_ok("4111111111111112"));
+        assert!(iban_ok("DE89 3704 0044 0532 0130 00") && !iban_ok("DE89370400440532013001"));
+        assert!(
+            ssn_ok("123-45-6789")
+                && !ssn_ok("666-45-6789")
+                && !ssn_ok("123-00-6789")
+                && !ssn_ok("912-45-6789")
+        );
+    }
+}
