@@ -204,6 +204,9 @@ impl RuleSet {
                 AhoCorasick::builder()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    // Overlapping search (every keyword occurrence) cannot skip ahead
+                    // with a prefilter; a full DFA is the fastest automaton for it.
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&patterns)
                     .map_err(|e| format!("keyword prefilter: {e}"))?,
             )
@@ -364,6 +367,11 @@ fn iban_ok(s: &str) -> bool {
 }
 
 fn ssn_ok(s: &str) -> bool {
+    if s.bytes()
+        .any(|c| !(c.is_ascii_digit() || c == b' ' || c == b'-'))
+    {
+        return false;
+    }
     let d: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
     if d.len() != 9 {
         return false;
@@ -372,17 +380,81 @@ fn ssn_ok(s: &str) -> bool {
     area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
 }
 
-fn count_digits_upto(s: &str, enough: usize) -> usize {
-    let mut n = 0;
-    for c in s.bytes() {
-        if c.is_ascii_digit() {
-            n += 1;
-            if n >= enough {
-                break;
+/// The raw line an event was parsed from, with its keyword hits.
+struct Line<'r> {
+    raw: &'r [u8],
+    hits: Vec<(usize, usize, usize)>,
+}
+
+impl Line<'_> {
+    /// Where `s` lies in the raw line, if the parser borrowed it from there.
+    fn span_of(&self, s: &str) -> Option<(usize, usize)> {
+        let (base, p) = (self.raw.as_ptr() as usize, s.as_ptr() as usize);
+        (p >= base && p + s.len() <= base + self.raw.len()).then(|| (p - base, p - base + s.len()))
+    }
+}
+
+/// What a string offers keyword-less rules, from one pass over it.
+struct DigitShape {
+    digits: usize,
+    /// Longest run of digits separated only by single spaces or dashes.
+    run: usize,
+    /// Two capitals then two digits (spaces removed): how an IBAN starts.
+    iban_start: bool,
+}
+
+impl DigitShape {
+    fn of(s: &str) -> DigitShape {
+        let b = s.as_bytes();
+        let (mut digits, mut run, mut best) = (0, 0, 0);
+        let mut prev_sep = false;
+        for &c in b {
+            if c.is_ascii_digit() {
+                digits += 1;
+                run += 1;
+                best = best.max(run);
+                prev_sep = false;
+            } else if (c == b' ' || c == b'-') && run > 0 && !prev_sep {
+                prev_sep = true;
+            } else {
+                run = 0;
+                prev_sep = false;
             }
         }
+        // Two capitals then two digits, ignoring spaces: how an IBAN starts.
+        let mut iban_start = false;
+        if digits >= 2 {
+            let mut last = [0u8; 4];
+            for &c in b.iter().filter(|&&c| c != b' ') {
+                last = [last[1], last[2], last[3], c];
+                if last[0].is_ascii_uppercase()
+                    && last[1].is_ascii_uppercase()
+                    && last[2].is_ascii_digit()
+                    && last[3].is_ascii_digit()
+                {
+                    iban_start = true;
+                    break;
+                }
+            }
+        }
+        DigitShape {
+            digits,
+            run: best,
+            iban_start,
+        }
     }
-    n
+
+    /// Whether a keyword-less rule can possibly match: its digit count, plus
+    /// what its checksum requires of the secret (necessary conditions only).
+    fn admits(&self, rule: &Rule) -> bool {
+        self.digits >= rule.min_digits
+            && match rule.checksum {
+                Some(Checksum::Luhn) => self.run >= 13,
+                Some(Checksum::Ssn) => self.run >= 9,
+                Some(Checksum::Iban) => self.iban_start,
+                None => true,
+            }
+    }
 }
 
 impl Redactor {
@@ -413,21 +485,24 @@ impl Redactor {
         m
     }
 
-    /// Which rules have a keyword anywhere in `raw` (None: no prefilter, try all keyword rules).
-    fn line_hits(&self, raw: &[u8]) -> Vec<bool> {
-        let mut hits = vec![false; self.set.rules.len()];
+    /// Every keyword occurrence in `text`: (start, end, pattern), sorted by start.
+    fn keyword_hits(&self, text: &[u8]) -> Vec<(usize, usize, usize)> {
+        let mut hits = Vec::new();
         if let Some(ac) = &self.set.prefilter {
-            for m in ac.find_overlapping_iter(raw) {
-                for &r in &self.set.pattern_rules[m.pattern().as_usize()] {
-                    hits[r] = true;
-                }
+            for m in ac.find_overlapping_iter(text) {
+                hits.push((m.start(), m.end(), m.pattern().as_usize()));
             }
         }
+        hits.sort_unstable();
         hits
     }
 
-    /// Redacts `event` in place. `raw` is the line it was parsed from (a
-    /// prefilter: only rules whose keywords occur in it are tried).
+    fn line_hits(&self, raw: &[u8]) -> Vec<(usize, usize, usize)> {
+        self.keyword_hits(raw)
+    }
+
+    /// Redacts `event` in place. `raw` is the line it was parsed from: one
+    /// keyword search over it serves every string the parser borrowed from it.
     pub fn redact_value(
         &self,
         raw: Option<&[u8]>,
@@ -437,17 +512,18 @@ impl Redactor {
         if counts.len() != self.set.rules.len() + 1 {
             counts.resize(self.set.rules.len() + 1, 0);
         }
-        let hits = raw.map(|raw| self.line_hits(raw));
-        let any_hit = hits.as_ref().is_none_or(|h| h.iter().any(|&x| x));
+        let line = raw.map(|raw| Line {
+            raw,
+            hits: self.line_hits(raw),
+        });
         let mut buf = Vec::with_capacity(32);
-        self.walk(event, hits.as_deref(), any_hit, counts, &mut buf)
+        self.walk(event, line.as_ref(), counts, &mut buf)
     }
 
     fn walk(
         &self,
         v: &mut Value<'_>,
-        hits: Option<&[bool]>,
-        any_hit: bool,
+        line: Option<&Line<'_>>,
         counts: &mut RuleCounts,
         buf: &mut Vec<u8>,
     ) -> u64 {
@@ -458,16 +534,16 @@ impl Redactor {
                     if self.set.is_sensitive_key(k, buf) {
                         n += self.redact_whole(val, counts);
                     } else {
-                        n += self.walk(val, hits, any_hit, counts, buf);
+                        n += self.walk(val, line, counts, buf);
                     }
                 }
                 n
             }
             Value::Array(items) => items
                 .iter_mut()
-                .map(|i| self.walk(i, hits, any_hit, counts, buf))
+                .map(|i| self.walk(i, line, counts, buf))
                 .sum(),
-            Value::String(s) => match self.redact_str(s, hits, any_hit, counts) {
+            Value::String(s) => match self.redact_str(s, line, counts) {
                 Some((new, n)) => {
                     *s = Cow::Owned(new);
                     n
@@ -491,27 +567,47 @@ impl Redactor {
         }
     }
 
-    fn candidate_rules(&self, s: &str, hits: Option<&[bool]>, any_hit: bool) -> Vec<usize> {
+    /// The rules worth trying on `s`: those with a keyword inside it, and
+    /// keyword-less rules whose necessary digit shape `s` has.
+    fn candidate_rules(&self, s: &str, line: Option<&Line<'_>>) -> Vec<usize> {
         let mut cands = Vec::new();
-        if any_hit {
-            if let Some(ac) = &self.set.prefilter {
-                for m in ac.find_overlapping_iter(s) {
-                    for &r in &self.set.pattern_rules[m.pattern().as_usize()] {
-                        if hits.is_none_or(|h| h[r]) && !cands.contains(&r) {
-                            cands.push(r);
-                        }
+        let add = |pattern: usize, cands: &mut Vec<usize>| {
+            for &r in &self.set.pattern_rules[pattern] {
+                if !cands.contains(&r) {
+                    cands.push(r);
+                }
+            }
+        };
+        match line.and_then(|l| l.span_of(s).map(|span| (l, span))) {
+            // Borrowed from the line: the keyword hits inside its span are known already.
+            Some((l, (a, b))) => {
+                let first = l.hits.partition_point(|h| h.0 < a);
+                for &(start, end, pattern) in &l.hits[first..] {
+                    if start >= b {
+                        break;
+                    }
+                    if end <= b {
+                        add(pattern, &mut cands);
                     }
                 }
             }
+            None => {
+                for (_, _, pattern) in self.keyword_hits(s.as_bytes()) {
+                    add(pattern, &mut cands);
+                }
+            }
         }
-        if !self.set.digit_rules.is_empty() {
-            let digits = count_digits_upto(s, 64);
-            if digits >= self.set.min_digits {
+        // Counting digits vectorizes; the finer shape is only worth it past the minimum.
+        if !self.set.digit_rules.is_empty()
+            && s.bytes().filter(u8::is_ascii_digit).count() >= self.set.min_digits
+        {
+            let shape = DigitShape::of(s);
+            {
                 cands.extend(
                     self.set
                         .digit_rules
                         .iter()
-                        .filter(|&&r| digits >= self.set.rules[r].min_digits),
+                        .filter(|&&r| shape.admits(&self.set.rules[r])),
                 );
             }
         }
@@ -523,14 +619,13 @@ impl Redactor {
     fn redact_str(
         &self,
         s: &str,
-        hits: Option<&[bool]>,
-        any_hit: bool,
+        line: Option<&Line<'_>>,
         counts: &mut RuleCounts,
     ) -> Option<(String, u64)> {
         if s.len() < 4 || is_marker(s) {
             return None;
         }
-        let cands = self.candidate_rules(s, hits, any_hit);
+        let cands = self.candidate_rules(s, line);
         if cands.is_empty() {
             return None;
         }
