@@ -1,11 +1,11 @@
 """Redaction and capture throughput against their references, in one run.
 
-    python benches/bench_redact.py [--events N]
+  python benches/bench_redact.py [--events N]
 
-  redactor, clean / secret-bearing  core redaction stage alone: time(parse+redact) − time(parse)
-  pure-Python redactor              benches/redact_reference.py (one combined `re`, keywords first)
-  record_many                       EvidenceStream producer cost per event (bytes and dict paths)
-  evidence stream with redaction    whole pipeline, 1 thread, redaction on
+redactor, clean / secret-bearing  core redaction stage alone: time(parse+redact) - time(parse)
+pure-Python redactor              benches/redact_reference.py (one combined `re`, keywords first)
+record_many                       EvidenceStream producer cost per event (bytes and dict paths)
+evidence stream with redaction    whole pipeline, 1 thread, redaction on
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_events import generate  # noqa: E402
-from redact_reference import ReferenceRedactor  # noqa: E402
-
-from agent_bom import _core  # noqa: E402
-from agent_bom import evidence as ev  # noqa: E402
-from agent_bom.redaction import load_redactor  # noqa: E402
+from agent_bom import _core
+from agent_bom import evidence as ev
+from agent_bom.redaction import load_redactor
+from gen_events import generate
+from redact_reference import ReferenceRedactor
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -42,10 +41,15 @@ def _fake(rng: random.Random) -> str:
     if pick == 2:
         return f"dev{rng.randrange(1000)}@corp.example.com"
     if pick == 3:
-        return "xoxb-" + "-".join(str(rng.randrange(10**11, 10**12)) for _ in range(2)) + "-" + "".join(
-            rng.choice(ALNUM) for _ in range(24)
+        return (
+            "xoxb-"
+            + "-".join(str(rng.randrange(10**11, 10**12)) for _ in range(2))
+            + "-"
+            + "".join(rng.choice(ALNUM) for _ in range(24))
         )
-    return "https://deploy:" + "".join(rng.choice(ALNUM) for _ in range(16)) + "@git.example.com/x.git"
+    return (
+        "https://deploy:" + "".join(rng.choice(ALNUM) for _ in range(16)) + "@git.example.com/x.git"
+    )
 
 
 def clean_events(n: int) -> list[bytes]:
@@ -75,14 +79,19 @@ def _best(fn: Callable[[], object], repeat: int = 3) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--reference-events", type=int, default=5_000)
     a = p.parse_args()
     redactor = load_redactor()
     reference = ReferenceRedactor()
     rows: list[tuple[str, str]] = []
-    for name, events in (("clean", clean_events(a.events)), ("secret-bearing", secret_events(a.events))):
+    for name, events in (
+        ("clean", clean_events(a.events)),
+        ("secret-bearing", secret_events(a.events)),
+    ):
         blob = b"\n".join(events) + b"\n"
         parse_only = _best(lambda blob=blob: _core.redact_lines(blob))
         with_redact = _best(lambda blob=blob: _core.redact_lines(blob, redactor))
@@ -98,7 +107,9 @@ def main() -> None:
     dicts = [orjson.loads(e) for e in events[:20_000]]
     for name, payload in (("bytes", events), ("dict", dicts)):
         # Capacity above the event count: the producer never waits, so this is its own cost.
-        s = ev.EvidenceStream(lambda b: None, stream_id="b", capacity=len(payload) + 1, max_bytes=1 << 34)
+        s = ev.EvidenceStream(
+            lambda b: None, stream_id="b", capacity=len(payload) + 1, max_bytes=1 << 34
+        )
         t = _best(lambda s=s, payload=payload: s.record_many(payload), 1)
         s.finish()
         rows.append((f"record_many, {name} path", f"{t / len(payload) * 1e6:.2f} µs per event"))
@@ -109,11 +120,26 @@ def main() -> None:
         def write(self, b: bytes) -> int:
             return len(b)
 
-    t = _best(lambda: _core.stream(io.BytesIO(blob), Discard(), stream_id="b", threads=1, redactor=redactor))
-    rows.append(("evidence stream, redaction on, 1 thread", f"{a.events / t:,.0f} events/s (secret-bearing)"))
+    t = _best(
+        lambda: _core.stream(
+            io.BytesIO(blob), Discard(), stream_id="b", threads=1, redactor=redactor
+        )
+    )
+    rows.append(
+        (
+            "evidence stream, redaction on, 1 thread",
+            f"{a.events / t:,.0f} events/s (secret-bearing)",
+        )
+    )
     blob = b"\n".join(events) + b"\n"
-    t = _best(lambda: _core.stream(io.BytesIO(blob), Discard(), stream_id="b", threads=1, redactor=redactor))
-    rows.append(("evidence stream, redaction on, 1 thread", f"{a.events / t:,.0f} events/s (clean)"))
+    t = _best(
+        lambda: _core.stream(
+            io.BytesIO(blob), Discard(), stream_id="b", threads=1, redactor=redactor
+        )
+    )
+    rows.append(
+        ("evidence stream, redaction on, 1 thread", f"{a.events / t:,.0f} events/s (clean)")
+    )
 
     width = max(len(r[0]) for r in rows)
     for name, value in rows:

@@ -127,6 +127,11 @@ impl RuleSet {
                     .and_then(Value::as_str)
                     .ok_or_else(|| format!("rules file {}: rule {i} has no string \"id\"", n + 1))?
                     .to_string();
+                if id.is_empty() || !id.bytes().all(is_rule_id_byte) {
+                    return Err(format!(
+                        "rule id {id:?} must be lowercase letters, digits and '-' (it appears in markers)"
+                    ));
+                }
                 if id == KEY_RULE_ID || !seen_ids.insert(id.clone()) {
                     return Err(format!(
                         "rule id {id:?} is used twice (or is reserved); give each rule its own id"
@@ -289,21 +294,51 @@ pub struct Redactor {
     mode: Mode,
 }
 
-fn is_marker(s: &str) -> bool {
-    s.starts_with(MARKER_PREFIX) && s.ends_with(']') && !s[1..s.len() - 1].contains(['[', ']'])
+/// Length of the exact marker starting at byte `i` of `s`, if one does:
+/// `[REDACTED:<rule-id>]` or `[REDACTED:<rule-id>:<16 lowercase hex>]`.
+/// Anything less exact is ordinary text and gets scanned like any other.
+fn marker_len_at(s: &str, i: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let rest = b.get(i..)?.strip_prefix(MARKER_PREFIX.as_bytes())?;
+    let id = rest.iter().take_while(|c| is_rule_id_byte(**c)).count();
+    if id == 0 {
+        return None;
+    }
+    let mut j = id;
+    if rest.get(j) == Some(&b':') {
+        let hex = &rest.get(j + 1..j + 17)?;
+        if !hex
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+        {
+            return None;
+        }
+        j += 17;
+    }
+    (rest.get(j) == Some(&b']')).then_some(MARKER_PREFIX.len() + j + 1)
 }
 
+fn is_rule_id_byte(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'
+}
+
+fn is_marker(s: &str) -> bool {
+    marker_len_at(s, 0) == Some(s.len())
+}
+
+/// Shannon entropy in bits per character.
 fn shannon_entropy(s: &str) -> f64 {
-    let mut counts = [0u32; 256];
-    for b in s.bytes() {
-        counts[b as usize] += 1;
+    let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
+    let mut n = 0u32;
+    for c in s.chars() {
+        *counts.entry(c).or_insert(0) += 1;
+        n += 1;
     }
-    let n = s.len() as f64;
+    let n = f64::from(n.max(1));
     counts
-        .iter()
-        .filter(|&&c| c > 0)
+        .values()
         .map(|&c| {
-            let p = c as f64 / n;
+            let p = f64::from(c) / n;
             -p * p.log2()
         })
         .sum()
@@ -629,14 +664,18 @@ impl Redactor {
         if cands.is_empty() {
             return None;
         }
-        // Existing markers are off limits, which keeps redaction idempotent.
+        // Existing (exact) markers are off limits, which keeps redaction idempotent.
         let mut taken: Vec<(usize, usize, Option<usize>)> = Vec::new();
         let mut from = 0;
         while let Some(i) = s[from..].find(MARKER_PREFIX) {
             let start = from + i;
-            let end = s[start..].find(']').map_or(s.len(), |j| start + j + 1);
-            taken.push((start, end, None));
-            from = end;
+            match marker_len_at(s, start) {
+                Some(len) => {
+                    taken.push((start, start + len, None));
+                    from = start + len;
+                }
+                None => from = start + 1,
+            }
         }
         let overlaps = |t: &[(usize, usize, Option<usize>)], a: usize, b: usize| {
             t.iter().any(|&(x, y, _)| a < y && x < b)
@@ -806,6 +845,30 @@ mod tests {
         assert!(e.contains("min_digits"), "{e}");
         let e = RuleSet::from_json(&[RULES, RULES]).err().unwrap();
         assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn only_exact_markers_are_protected() {
+        let r = redactor(Mode::Mask);
+        let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+        for text in [
+            format!("[REDACTED: see {token}"),
+            format!("[REDACTED:see {token}]"),
+            format!("[REDACTED:x:zz] {token}"),
+        ] {
+            let (out, n, _) = run(&r, &format!(r#"{{"a":"{text}"}}"#));
+            assert_eq!(n, 1, "{text}");
+            assert!(!out.contains(token), "{out}");
+        }
+        assert!(
+            is_marker("[REDACTED:github-pat]")
+                && is_marker("[REDACTED:github-pat:0123456789abcdef]")
+        );
+        assert!(
+            !is_marker("[REDACTED:github-pat:0123]")
+                && !is_marker("[REDACTED:]")
+                && !is_marker("[REDACTED:Github]")
+        );
     }
 
     #[test]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from agent_bom import _core
-from agent_bom.redaction import RedactionResult, redact, redact_many
 from agent_bom.errors import (
     AgentBomError,
     ConfigError,
@@ -18,6 +17,7 @@ from agent_bom.errors import (
     InvalidEvent,
     LimitExceeded,
 )
+from agent_bom.redaction import RedactionResult, redact, redact_many
 
 __version__: str = _core.__version__
 

@@ -16,6 +16,7 @@ that carries the envelope.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from agent_bom import _core
 from agent_bom.errors import InvalidEvent
 
 __all__ = [
+    "PAYLOAD_EXAMPLES",
     "REGISTRY",
     "REGISTRY_TYPES",
     "SCHEMA_VERSION",
@@ -48,6 +50,7 @@ __all__ = [
     "check_cloudevent",
     "check_envelope",
     "epoch_millis",
+    "example_event",
     "is_custom_type",
     "parse_event",
 ]
@@ -94,16 +97,17 @@ def _not_null(v: Any) -> Any:
 Opt = Annotated[T | None, BeforeValidator(_not_null)]
 
 
-def _text(max_length: int, pattern: str | None = None) -> Any:
-    return Annotated[
-        str, StringConstraints(min_length=1, max_length=max_length, pattern=pattern)
-    ]
-
-
-Id = _text(256)
-Name = _text(1024)
-LongText = _text(65536)
-Hash = _text(71, HASH_PATTERN)
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+Text = Annotated[str, StringConstraints(min_length=1)]
+SourceRef = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+Hash = Annotated[str, StringConstraints(min_length=1, max_length=71, pattern=HASH_PATTERN)]
+Cve = Annotated[str, StringConstraints(max_length=32, pattern=CVE_PATTERN)]
+Cwe = Annotated[str, StringConstraints(max_length=16, pattern=CWE_PATTERN)]
+Technique = Annotated[str, StringConstraints(pattern=TECHNIQUE_PATTERN)]
+Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+TenantId = Annotated[str, StringConstraints(max_length=128, pattern=TENANT_PATTERN)]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Decision = Literal["allow", "warn", "block"]
 Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
@@ -137,23 +141,31 @@ def epoch_millis(value: str) -> tuple[int, int] | None:
     m = _RFC3339.fullmatch(value)
     if m is None:
         return None
-    year, month, day, hour, minute, sec = (int(m.group(i)) for i in range(1, 7))
+    g = m.groups()
+    year, month, day, hour, minute, sec = (
+        int(g[0]),
+        int(g[1]),
+        int(g[2]),
+        int(g[3]),
+        int(g[4]),
+        int(g[5]),
+    )
     if not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
         return None
     if hour > 23 or minute > 59 or sec > 59:
         return None
     offset = 0
-    if m.group(9):
-        oh, om = int(m.group(10)), int(m.group(11))
+    if g[8]:
+        oh, om = int(g[9]), int(g[10])
         if oh > 23 or om > 59:
             return None
-        offset = (oh * 60 + om) * (-1 if m.group(9) == "-" else 1)
+        offset = (oh * 60 + om) * (-1 if g[8] == "-" else 1)
     secs = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + sec
     secs -= offset * 60
     # The core refuses times that fall outside years 0000-9999 once in UTC.
     if not -62167219200 <= secs <= 253402300799:
         return None
-    millis = int((m.group(7) or "").ljust(3, "0")[:3])
+    millis = int((g[6] or "").ljust(3, "0")[:3])
     return secs * 1000 + millis, offset
 
 
@@ -161,21 +173,21 @@ def _check_time(v: str) -> str:
     if epoch_millis(v) is None:
         raise PydanticCustomError(
             "rfc3339",
-            "{value!r} is not an RFC 3339 date-time with a time zone "
+            "{value} is not an RFC 3339 date-time with a time zone "
             "(a real calendar date, no leap second, within years 0000-9999 in UTC; "
             "e.g. 2026-05-01T12:00:00Z)",
-            {"value": v},
+            {"value": repr(v)},
         )
     return v
 
 
 Rfc3339 = Annotated[
     str,
-    StringConstraints(max_length=64, pattern=RFC3339_PATTERN),
+    StringConstraints(max_length=64),
     AfterValidator(_check_time),
-    WithJsonSchema(
-        {"type": "string", "maxLength": 64, "pattern": RFC3339_PATTERN, "format": "date-time"}
-    ),
+    # No "format": "date-time": validators that assert it differ on the space separator
+    # RFC 3339 allows and the core accepts; the pattern says exactly what is accepted.
+    WithJsonSchema({"type": "string", "maxLength": 64, "pattern": RFC3339_PATTERN}),
 ]
 
 
@@ -194,10 +206,10 @@ def _check_event_type(v: str) -> str:
         return v
     raise PydanticCustomError(
         "event_type",
-        "{value!r} is neither a registry type (finding.created, runtime.exec, …) nor a "
+        "{value} is neither a registry type (finding.created, runtime.exec, …) nor a "
         "reverse-DNS custom type of at least three lowercase labels like "
         "com.example.thing.happened (io.agentbom.* is reserved)",
-        {"value": v},
+        {"value": repr(v)},
     )
 
 
@@ -222,6 +234,21 @@ EventType = Annotated[
 ]
 
 
+CloudEventType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "anyOf": [
+                {"enum": [TYPE_PREFIX + t for t in REGISTRY_TYPES]},
+                {"pattern": REVERSE_DNS_PATTERN, "not": {"pattern": r"^io\.agentbom\."}},
+            ],
+        }
+    ),
+]
+
+
 class _Contract(BaseModel):
     """Strict JSON types: no string-to-number coercion, no bools as numbers."""
 
@@ -232,9 +259,7 @@ class EntityRef(_Contract):
     """A reference to an entity the event is about."""
 
     kind: Name = Field(description="package, source, agent, cloud, iam, mcp, skill, graph, repo…")
-    id: Annotated[str, StringConstraints(min_length=1)] = Field(
-        description="The entity's identifier (a purl for packages)."
-    )
+    id: Text = Field(description="The entity's identifier (a purl for packages).")
 
 
 class AuditRef(_Contract):
@@ -260,13 +285,13 @@ FindingStatus = Literal["open", "in_progress", "suppressed", "resolved", "closed
 
 
 class FindingPayload(_Contract):
-    """``finding.created`` / ``finding.updated``: a finding from a scanner or rule."""
+    """`finding.created` / `finding.updated`: a finding from a scanner or rule."""
 
     finding_id: Id = Field(description="Stable id of the finding across updates.")
     title: LongText
     rule_id: Opt[Id] = None
-    cve: Opt[_text(32, CVE_PATTERN)] = Field(default=None, description="e.g. CVE-2026-12345")
-    cwe: Opt[_text(16, CWE_PATTERN)] = Field(default=None, description="e.g. CWE-918")
+    cve: Opt[Cve] = Field(default=None, description="e.g. CVE-2026-12345")
+    cwe: Opt[Cwe] = Field(default=None, description="e.g. CWE-918")
     package: Opt[Name] = Field(default=None, description="Affected package, as a purl.")
     status: Opt[FindingStatus] = None
     remediation: Opt[LongText] = None
@@ -277,18 +302,18 @@ class FindingPayload(_Contract):
 
 class PathNode(_Contract):
     kind: Name
-    id: Annotated[str, StringConstraints(min_length=1)]
+    id: Text
     name: Opt[Name] = None
 
 
 class PathEdge(_Contract):
-    source: Annotated[str, StringConstraints(min_length=1)] = Field(description="A node id.")
-    target: Annotated[str, StringConstraints(min_length=1)] = Field(description="A node id.")
+    source: Text = Field(description="A node id.")
+    target: Text = Field(description="A node id.")
     relation: Opt[Name] = None
 
 
 class ExposurePathPayload(_Contract):
-    """``exposure_path.created``: a path through the graph from exposure to impact."""
+    """`exposure_path.created`: a path through the graph from exposure to impact."""
 
     path_id: Id
     nodes: Annotated[list[PathNode], Field(min_length=1)]
@@ -299,7 +324,7 @@ class ExposurePathPayload(_Contract):
 
 
 class SkillVerdictPayload(_Contract):
-    """``skill.verdict``: whether an agent skill may be used."""
+    """`skill.verdict`: whether an agent skill may be used."""
 
     skill: Name = Field(description="The skill's name or id.")
     verdict: Decision
@@ -311,7 +336,7 @@ class SkillVerdictPayload(_Contract):
 
 
 class DeployDecisionPayload(_Contract):
-    """``deploy.decision``: whether a deployment may proceed."""
+    """`deploy.decision`: whether a deployment may proceed."""
 
     target: Name = Field(description="What is being deployed (service, image, artifact).")
     decision: Decision
@@ -323,13 +348,13 @@ class DeployDecisionPayload(_Contract):
 
 
 class RuntimePolicyDecisionPayload(_Contract):
-    """``runtime.policy_decision``: a gateway or proxy decided on an agent's request."""
+    """`runtime.policy_decision`: a gateway or proxy decided on an agent's request."""
 
     policy_id: Id
     action: Name = Field(description="The operation requested, e.g. tools/call.")
     decision: Decision
     actor: Name = Field(description="Who asked: the agent or user.")
-    resource: Annotated[str, StringConstraints(min_length=1)]
+    resource: Text
     reasons: Opt[list[LongText]] = None
     context: Opt[dict[str, Any]] = None
 
@@ -342,7 +367,7 @@ class IntegrityProblem(_Contract):
 
 
 class AuditIntegrityPayload(_Contract):
-    """``audit.integrity``: the outcome of checking an audit chain."""
+    """`audit.integrity`: the outcome of checking an audit chain."""
 
     stream_id: Id
     verified: bool
@@ -354,19 +379,19 @@ class AuditIntegrityPayload(_Contract):
 
 class _Process(_Contract):
     pid: Count
-    exe: Opt[Annotated[str, StringConstraints(min_length=1)]] = None
+    exe: Opt[Text] = None
     user: Opt[Name] = None
     container_id: Opt[Name] = None
     host: Opt[Name] = None
 
 
 class RuntimeExecPayload(_Process):
-    """``runtime.exec``: a process started a program."""
+    """`runtime.exec`: a process started a program."""
 
-    exe: Annotated[str, StringConstraints(min_length=1)] = Field(description="Program path.")
+    exe: Text = Field(description="Program path.")
     ppid: Opt[Count] = None
     argv: Opt[list[str]] = None
-    cwd: Opt[Annotated[str, StringConstraints(min_length=1)]] = None
+    cwd: Opt[Text] = None
 
 
 FsOperation = Literal[
@@ -384,13 +409,11 @@ FsOperation = Literal[
 
 
 class RuntimeFsPayload(_Process):
-    """``runtime.fs``: a process touched a file."""
+    """`runtime.fs`: a process touched a file."""
 
-    path: Annotated[str, StringConstraints(min_length=1)]
+    path: Text
     operation: FsOperation
-    new_path: Opt[Annotated[str, StringConstraints(min_length=1)]] = Field(
-        default=None, description="The new path, for rename."
-    )
+    new_path: Opt[Text] = Field(default=None, description="The new path, for rename.")
 
 
 def _check_ip(v: str) -> str:
@@ -400,7 +423,7 @@ def _check_ip(v: str) -> str:
         ipaddress.ip_address(v)
     except ValueError:
         raise PydanticCustomError(
-            "ip", "{value!r} is not an IPv4 or IPv6 address", {"value": v}
+            "ip", "{value} is not an IPv4 or IPv6 address", {"value": repr(v)}
         ) from None
     return v
 
@@ -414,7 +437,7 @@ NetOperation = Literal["open", "close", "reset", "fail", "refuse", "traffic", "l
 
 
 class RuntimeNetPayload(_Process):
-    """``runtime.net``: a process used the network. Give ``dst_ip`` or ``dst_host``."""
+    """`runtime.net`: a process used the network. Give `dst_ip` or `dst_host`."""
 
     model_config = ConfigDict(
         json_schema_extra={"anyOf": [{"required": ["dst_ip"]}, {"required": ["dst_host"]}]}
@@ -437,7 +460,7 @@ class RuntimeNetPayload(_Process):
 
 
 class RuntimeSyscallPayload(_Process):
-    """``runtime.syscall``: a process made a system call."""
+    """`runtime.syscall`: a process made a system call."""
 
     syscall: Name = Field(description="e.g. ptrace, mount, bpf.")
     args: Opt[list[Any]] = None
@@ -445,36 +468,34 @@ class RuntimeSyscallPayload(_Process):
 
 
 class SecurityAlertPayload(_Contract):
-    """``security.alert.created``: an alert raised for a SIEM."""
+    """`security.alert.created`: an alert raised for a SIEM."""
 
     alert_id: Id
     title: LongText
     description: Opt[LongText] = None
     rule_id: Opt[Id] = None
     status: Opt[FindingStatus] = None
-    techniques: Opt[list[_text(9, TECHNIQUE_PATTERN)]] = Field(
+    techniques: Opt[list[Technique]] = Field(
         default=None, description="MITRE ATT&CK technique ids, e.g. T1059 or T1059.004."
     )
     finding_ids: Opt[list[Id]] = None
 
 
 class CheckpointPayload(_Contract):
-    """``evidence.checkpoint``: seals the records before it (docs/contracts.md)."""
+    """`evidence.checkpoint`: seals the records before it (docs/contracts.md)."""
 
-    stream_id: Annotated[str, StringConstraints(min_length=1)]
+    stream_id: Text
     first_seq: Count
     count: Count
     last_seq: Count
     head: Hash
     merkle_root: Hash
     key_id: Opt[Name] = None
-    signature: Opt[_text(88, r"^[A-Za-z0-9+/]{86}==$")] = Field(
-        default=None, description="Ed25519, standard base64."
-    )
+    signature: Opt[Signature] = Field(default=None, description="Ed25519, standard base64.")
 
 
 class DeadLetteredPayload(_Contract):
-    """``delivery.dead_lettered``: an event could not be delivered and was set aside."""
+    """`delivery.dead_lettered`: an event could not be delivered and was set aside."""
 
     destination_id: Id
     event_id: Id = Field(description="The event that was not delivered.")
@@ -486,7 +507,7 @@ class DeadLetteredPayload(_Contract):
 
 
 class RecoveredPayload(_Contract):
-    """``delivery.recovered``: a dead-lettered event was delivered after all."""
+    """`delivery.recovered`: a dead-lettered event was delivered after all."""
 
     destination_id: Id
     event_id: Id
@@ -511,6 +532,149 @@ REGISTRY: Mapping[str, type[_Contract]] = {
     "delivery.recovered": RecoveredPayload,
 }
 """Payload model of each registry type (the registry list itself is the core's)."""
+
+_HEX = "9f2c" * 16
+PAYLOAD_EXAMPLES: Mapping[str, Mapping[str, Any]] = {
+    "finding.created": {
+        "finding_id": "F-1042",
+        "title": "Server-side request forgery in requests",
+        "rule_id": "ABOM-352",
+        "cve": "CVE-2026-51347",
+        "cwe": "CWE-918",
+        "package": "pkg:pypi/requests@2.31.0",
+        "status": "open",
+        "remediation": "Upgrade requests to 2.32.0.",
+    },
+    "finding.updated": {
+        "finding_id": "F-1043",
+        "title": "Storage bucket allows public read",
+        "status": "resolved",
+        "compliance": {"control": "CIS AWS 2.1.5", "standards": ["CIS AWS 3.0"], "status": "fail"},
+        "remediation": "Block public access on the bucket.",
+    },
+    "exposure_path.created": {
+        "path_id": "EP-7",
+        "title": "Prompt injection to cloud credentials",
+        "nodes": [
+            {"kind": "mcp", "id": "mcp://filesystem"},
+            {"kind": "agent", "id": "claude-code"},
+            {"kind": "iam", "id": "arn:aws:iam::123456789012:role/ci"},
+        ],
+        "edges": [
+            {"source": "mcp://filesystem", "target": "claude-code", "relation": "feeds"},
+            {
+                "source": "claude-code",
+                "target": "arn:aws:iam::123456789012:role/ci",
+                "relation": "assumes",
+            },
+        ],
+        "risk": 88,
+    },
+    "skill.verdict": {
+        "skill": "pdf-extractor",
+        "skill_version": "1.4.2",
+        "verdict": "block",
+        "reasons": ["sends documents to an unverified host"],
+    },
+    "deploy.decision": {
+        "target": "payments-api",
+        "environment": "production",
+        "decision": "warn",
+        "reasons": ["2 high findings without a fix"],
+        "policy_id": "deploy-gate",
+    },
+    "runtime.policy_decision": {
+        "policy_id": "pol-12",
+        "action": "tools/call",
+        "decision": "block",
+        "actor": "claude-code",
+        "resource": "mcp://github/repos/acme/api",
+        "reasons": ["write access outside the task's scope"],
+    },
+    "audit.integrity": {
+        "stream_id": "ci-2026-05",
+        "verified": False,
+        "records": 1200,
+        "problems": [{"code": "SEQ_GAP", "line": 412, "seq": 411}],
+    },
+    "runtime.exec": {
+        "pid": 4242,
+        "ppid": 4200,
+        "exe": "/usr/bin/curl",
+        "argv": ["curl", "-fsSL", "https://example.com/install.sh"],
+        "cwd": "/workspace/api",
+        "user": "runner",
+        "host": "ci-runner-7",
+    },
+    "runtime.fs": {
+        "pid": 4242,
+        "exe": "/usr/bin/python3",
+        "path": "/home/runner/.aws/credentials",
+        "operation": "read",
+        "user": "runner",
+        "host": "ci-runner-7",
+    },
+    "runtime.net": {
+        "pid": 4242,
+        "exe": "/usr/bin/curl",
+        "operation": "open",
+        "dst_host": "exfil.example.net",
+        "dst_ip": "203.0.113.7",
+        "dst_port": 443,
+        "protocol": "tcp",
+        "direction": "outbound",
+        "host": "ci-runner-7",
+    },
+    "runtime.syscall": {
+        "pid": 4242,
+        "exe": "/usr/bin/gdb",
+        "syscall": "ptrace",
+        "ret": 0,
+        "host": "ci-runner-7",
+    },
+    "security.alert.created": {
+        "alert_id": "AL-88",
+        "title": "Agent read cloud credentials, then connected to an unknown host",
+        "rule_id": "ABOM-R-7",
+        "techniques": ["T1552.001", "T1041"],
+        "finding_ids": ["F-1042"],
+        "status": "open",
+    },
+    "evidence.checkpoint": {
+        "stream_id": "ci-2026-05",
+        "first_seq": 0,
+        "count": 2,
+        "last_seq": 1,
+        "head": "sha256:" + _HEX,
+        "merkle_root": "sha256:" + _HEX[::-1],
+    },
+    "delivery.dead_lettered": {
+        "destination_id": "siem-webhook",
+        "event_id": "76e06e58-22e5-50b8-ac93-f5e5174d8cf2",
+        "attempts": 8,
+        "reason": "HTTP 503 on every attempt",
+        "last_status": 503,
+    },
+    "delivery.recovered": {
+        "destination_id": "siem-webhook",
+        "event_id": "76e06e58-22e5-50b8-ac93-f5e5174d8cf2",
+        "attempts": 9,
+    },
+}
+"""A valid payload of each registry type (published as the schema's examples)."""
+
+
+def example_event(event_type: str) -> dict[str, Any]:
+    """A complete, valid envelope of ``event_type`` (a registry type) for docs and tests."""
+    return {
+        "event_id": f"example-{event_type}",
+        "tenant_id": "acme",
+        "event_type": event_type,
+        "created_at": "2026-05-01T12:00:00Z",
+        "source": "urn:agent-bom:example",
+        "severity": "high",
+        "payload": copy.deepcopy(dict(PAYLOAD_EXAMPLES[event_type])),
+    }
 
 
 # --- the envelope ------------------------------------------------------------------------
@@ -543,12 +707,10 @@ class PostureEvent(BaseModel):
     )
 
     event_id: Id = Field(description="Stable id for idempotency: given by the producer or derived.")
-    tenant_id: Annotated[str, StringConstraints(max_length=128, pattern=TENANT_PATTERN)] = Field(
-        description="The tenant the event belongs to."
-    )
+    tenant_id: TenantId = Field(description="The tenant the event belongs to.")
     event_type: EventType = Field(description="A registry type or a reverse-DNS custom type.")
     created_at: Rfc3339 = Field(description="When it happened at the source (never 'now').")
-    source: _text(2048) = Field(  # type: ignore[valid-type]
+    source: SourceRef = Field(
         description="Scan, API route, MCP tool, proxy, gateway, importer… (a URI-reference)."
     )
     severity: Opt[Severity] = None
@@ -576,7 +738,8 @@ class PostureEvent(BaseModel):
         except ValidationError as e:
             errors.extend(_errors_of(e))
         if isinstance(data, Mapping):
-            model = REGISTRY.get(data.get("event_type"))  # type: ignore[arg-type]
+            event_type = data.get("event_type")
+            model = REGISTRY.get(event_type) if isinstance(event_type, str) else None
             payload = data.get("payload", {})
             if model is not None and isinstance(payload, Mapping):
                 try:
@@ -593,8 +756,11 @@ class PostureEvent(BaseModel):
         return None if model is None else model.model_validate(self.payload)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The envelope as JSON members (absent optionals left out)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The envelope as JSON members: absent optionals left out, payload as given."""
+        out = self.model_dump(mode="json", exclude_unset=True)
+        out.setdefault("payload", {})
+        out["schema_version"] = SCHEMA_VERSION
+        return out
 
 
 # --- the CloudEvent carrying it (DESIGN §4) -------------------------------------------------
@@ -606,48 +772,56 @@ class EvidenceEvent(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", frozen=True, title="EvidenceEvent")
 
     specversion: Literal["1.0"]
-    id: _text(256)  # type: ignore[valid-type]
-    source: _text(2048)  # type: ignore[valid-type]
-    type: _text(255)  # type: ignore[valid-type]
+    id: Id
+    source: SourceRef
+    type: CloudEventType
     time: Annotated[str, StringConstraints(pattern=CE_TIME_PATTERN)] = Field(
         description="created_at normalized to UTC."
     )
-    subject: Opt[Annotated[str, StringConstraints(min_length=1)]] = None
+    subject: Opt[Text] = None
     datacontenttype: Literal["application/json"]
     data: PostureEvent
-    tenantid: Annotated[str, StringConstraints(max_length=128, pattern=TENANT_PATTERN)]
+    tenantid: TenantId
     severity: Opt[Severity] = None
     redactions: Count
-    streamid: Annotated[str, StringConstraints(min_length=1)]
+    streamid: Text
     seq: Annotated[int, Field(ge=0, le=2**31 - 1)]
     contenthash: Hash
     chainhash: Hash
     traceparent: Opt[Annotated[str, StringConstraints(pattern=TRACEPARENT_PATTERN)]] = None
-    tracestate: Opt[_text(512)] = None
+    tracestate: Opt[Annotated[str, StringConstraints(min_length=1, max_length=512)]] = None
 
     @model_validator(mode="after")
     def _agrees_with_data(self) -> EvidenceEvent:
         d = self.data
         expected = TYPE_PREFIX + d.event_type if d.event_type in REGISTRY_TYPES else d.event_type
-        mismatches = [
+        mismatches: list[tuple[str, Any, Any]] = [
             ("type", self.type, expected),
             ("id", self.id, d.event_id),
             ("source", self.source, d.source),
             ("tenantid", self.tenantid, d.tenant_id),
         ]
+        if self.severity != d.severity:
+            mismatches.append(("severity", self.severity, d.severity))
+        subject = d.entity_refs[0].id if d.entity_refs else None
+        if self.subject != subject:
+            mismatches.append(("subject", self.subject, subject))
+        t, c = epoch_millis(self.time), epoch_millis(d.created_at)
+        if t is None or c is None or t[0] != c[0]:
+            mismatches.append(("time", self.time, d.created_at))
         for name, found, want in mismatches:
             if found != want:
                 raise PydanticCustomError(
                     "cloudevent_mismatch",
-                    "{name} is {found!r} but data says it must be {want!r}",
-                    {"name": name, "found": found, "want": want},
+                    "{name} is {found} but data says it must be {want}",
+                    {"name": name, "found": repr(found), "want": repr(want)},
                 )
         for name in self.model_extra or {}:
             if not re.fullmatch(r"[a-z0-9]{1,20}", name):
                 raise PydanticCustomError(
                     "cloudevent_attribute",
-                    "{name!r} is not a CloudEvents attribute name (lowercase a-z, 0-9, at most 20)",
-                    {"name": name},
+                    "{name} is not a CloudEvents attribute name (lowercase a-z, 0-9, at most 20)",
+                    {"name": repr(name)},
                 )
         return self
 
@@ -702,18 +876,37 @@ def _message(err: Mapping[str, Any], top_level: bool) -> str:
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden" and top_level and field in PERSISTENCE_FIELDS:
-        return "is persistence metadata added by the store; it never travels in an envelope (remove it)"
+        return (
+            "is persistence metadata added by the store; it never travels in an envelope "
+            "(remove it)"
+        )
     if kind == "extra_forbidden":
         return "is not an envelope member (put producer data inside payload)"
     if kind == "string_pattern_mismatch" and field in _HINTS:
         return f"{err['input']!r} {_HINTS[field]}"
+    if kind == "string_too_short" and err["input"] == "":
+        return "must not be empty"
     if kind == "model_type" or kind == "dict_type":
         return f"must be a JSON object, got {_json_type(err['input'])}"
-    msg = str(err["msg"])
-    if kind in ("string_type", "int_type", "float_type", "bool_type", "list_type"):
-        msg = f"{msg.removeprefix('Input should be ')}, got {_json_type(err['input'])}"
-        return f"must be {msg}"
-    return msg.removeprefix("Value error, ").removeprefix("Input should be ")
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if kind in (
+        "string_type",
+        "int_type",
+        "float_type",
+        "bool_type",
+        "list_type",
+        "int_from_float",
+    ):
+        return f"must be {msg.removeprefix('Input should be ')}, got {_json_type(err['input'])}"
+    if kind in ("literal_error", "enum"):
+        return f"must be {msg.removeprefix('Input should be ')}, got {err['input']!r}"
+    if msg.startswith("Input should be "):
+        return "must be " + msg.removeprefix("Input should be ")
+    if msg.startswith("String should have "):
+        return "must have " + msg.removeprefix("String should have ")
+    if msg.startswith("List should have "):
+        return "must have " + msg.removeprefix("List should have ")
+    return msg
 
 
 def _json_type(v: Any) -> str:

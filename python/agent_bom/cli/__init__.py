@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent_bom import __version__
-from agent_bom.cli import evidence
+from agent_bom.cli import evidence, schema
 from agent_bom.cli._console import err_console
 from agent_bom.errors import AgentBomError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(schema.app, name="schema")
 
 
 def _version(value: bool) -> None:
