@@ -126,6 +126,25 @@ pub fn is_reverse_dns(t: &str) -> bool {
         })
 }
 
+/// W3C Trace Context `traceparent`: version-traceid-parentid-flags in lowercase
+/// hex; version ff and all-zero ids are invalid.
+pub fn is_traceparent(t: &str) -> bool {
+    let parts: Vec<&str> = t.split('-').collect();
+    let hex = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    };
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1].bytes().any(|c| c != b'0')
+        && hex(parts[2], 16)
+        && parts[2].bytes().any(|c| c != b'0')
+        && hex(parts[3], 2)
+}
+
 pub fn is_valid_tenant(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
@@ -235,7 +254,16 @@ fn pick<'v, 'a>(members: &'v [(Cow<'a, str>, Value<'a>)]) -> Result<Fields<'v, '
             }
             "correlation_id" => f.correlation_id = Some(opt_str(k, v, 256)?),
             "causation_id" => f.causation_id = Some(opt_str(k, v, 256)?),
-            "traceparent" => f.traceparent = Some(opt_str(k, v, 55)?),
+            "traceparent" => {
+                let t = opt_str(k, v, 55)?;
+                if !is_traceparent(t) {
+                    return Err(err(
+                        k,
+                        format!("{t:?} is not a W3C traceparent (00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>)"),
+                    ));
+                }
+                f.traceparent = Some(t);
+            }
             "tracestate" => f.tracestate = Some(opt_str(k, v, 512)?),
             _ => f.extra.push(m),
         }
@@ -777,7 +805,8 @@ mod tests {
 
     #[test]
     fn rejects_with_field_names() {
-        let cases: [(&[u8], &str); 7] = [
+        let cases: [(&[u8], &str); 8] = [
+            (br#"{"event_type":"finding.created","created_at":"2026-05-01T12:00:00Z","traceparent":"00-abc-def-01"}"#, "traceparent"),
             (b"[1]", ""),
             (br#"{"event_type":"finding.created"}"#, "created_at"),
             (br#"{"event_type":"bogus","created_at":"2026-05-01T12:00:00Z"}"#, "event_type"),

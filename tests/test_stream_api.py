@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 from pathlib import Path
@@ -116,3 +117,27 @@ def test_canonical_json_and_content_hash_are_exported_at_top_level() -> None:
     assert agent_bom.content_hash({"a": 1}, "blake3").startswith("blake3:")
     with pytest.raises(ValueError, match=r"\$\.a\[1\]"):
         agent_bom.canonical_json({"a": [1, float("nan")]})
+
+
+def test_ocsf_option_adds_projections_before_sealing() -> None:
+    lines = list(generate(300, seed=8))
+    data = b"\n".join(lines) + b"\n"
+    plain, projected = io.BytesIO(), io.BytesIO()
+    ev.stream(io.BytesIO(data), plain, stream_id="o", threads=1)
+    stats = ev.stream(io.BytesIO(data), projected, stream_id="o", threads=2, ocsf=True)
+    assert stats.rejected == 0
+    records = [json.loads(line) for line in projected.getvalue().splitlines()]
+    findings = [r for r in records if r["type"] == "io.agentbom.finding.created"]
+    assert findings and all(r["data"]["ocsf"]["class_uid"] in (2002, 2004) for r in findings)
+    assert all("ocsf" not in json.loads(line)["data"] for line in plain.getvalue().splitlines())
+    assert ev.verify(io.BytesIO(projected.getvalue())).ok
+
+
+def test_ocsf_option_still_rejects_an_overlong_line_without_reading_it_whole() -> None:
+    good = list(generate(2, seed=8))
+    data = good[0] + b"\n" + b'{"x":"' + b"a" * (3 << 20) + b'"}\n' + good[1] + b"\n"
+    rejects: list[ev.Reject] = []
+    out = io.BytesIO()
+    stats = ev.stream(io.BytesIO(data), out, stream_id="o", ocsf=True, on_reject=rejects.append)
+    assert stats.events == 2
+    assert [(r.line, r.code) for r in rejects] == [(2, "LIMIT_EXCEEDED")]

@@ -190,6 +190,66 @@ def _open_sink(dst: Sink) -> Iterator[BinaryIO]:
         yield dst
 
 
+class _ProjectingReader:
+    """A binary reader that adds OCSF projections to native NDJSON lines, in
+    batches, on their way into the core (``stream(..., ocsf=True)``). A line
+    longer than the limit is passed through untouched (the core rejects it)
+    without ever being held whole."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, src: IO[bytes], max_line_bytes: int, **defaults: str | None) -> None:
+        from agent_bom.ocsf import project_lines
+
+        self._src, self._limit, self._defaults = src, max_line_bytes, defaults
+        self._project = project_lines
+        self._out = bytearray()
+        self._tail = b""
+        self._passthrough = False
+        self._eof = False
+
+    def _fill(self) -> None:
+        chunk = self._src.read(self.CHUNK)
+        if not chunk:
+            self._eof = True
+            if self._tail:
+                self._emit_lines([self._tail], final=True)
+                self._tail = b""
+            return
+        if self._passthrough:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                self._out += chunk
+                return
+            self._out += chunk[: nl + 1]
+            chunk = chunk[nl + 1 :]
+            self._passthrough = False
+        data = self._tail + chunk
+        cut = data.rfind(b"\n")
+        lines, self._tail = (data[:cut].split(b"\n"), data[cut + 1 :]) if cut >= 0 else ([], data)
+        if cut >= 0:
+            self._emit_lines(lines, final=False)
+        if len(self._tail) > self._limit:
+            self._out += self._tail
+            self._tail = b""
+            self._passthrough = True
+
+    def _emit_lines(self, lines: list[bytes], final: bool) -> None:
+        projected = self._project(lines, max_line_bytes=self._limit, **self._defaults)
+        self._out += b"\n".join(projected)
+        if not final:
+            self._out += b"\n"
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._out) < n):
+            self._fill()
+        if n < 0:
+            n = len(self._out)
+        data = bytes(self._out[:n])
+        del self._out[:n]
+        return data
+
+
 def stream(
     src: Source,
     dst: Sink,
@@ -208,6 +268,7 @@ def stream(
     redact_mode: Literal["mask", "hash"] = "mask",
     redact_key: bytes | None = None,
     redact_rules: str | os.PathLike[str] | None = None,
+    ocsf: bool = False,
     on_reject: Callable[[Reject], None] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> StreamStats:
@@ -215,7 +276,9 @@ def stream(
 
     ``src``/``dst`` are paths, ``"-"`` for stdin/stdout, or binary file objects.
     Secrets and PII are redacted before hashing unless ``redact=False``
-    (see ``agent_bom.redaction``). Lines that are not valid events are passed
+    (see ``agent_bom.redaction``). With ``ocsf=True`` each event whose type
+    maps cleanly gets its OCSF projection in the envelope's ``ocsf`` field
+    (added in Python, in batches, before the core). Lines that are not valid events are passed
     to ``on_reject`` and counted; the rest of the stream is still complete and sealed.
     """
     if not stream_id:
@@ -236,9 +299,15 @@ def stream(
             on_reject(Reject(line, code, reason, raw))
 
     with _open_source(src) as r, _open_sink(dst) as w:
+        reader: IO[bytes] = r
+        if ocsf:
+            reader = cast(
+                IO[bytes],
+                _ProjectingReader(r, max_line_bytes, tenant_id=tenant_id, source=source),
+            )
         try:
             raw_stats = _core.stream(
-                r,
+                reader,
                 w,
                 stream_id=stream_id,
                 tenant_id=tenant_id,

@@ -124,6 +124,11 @@ def stream_cmd(
     redact_rules: Path | None = typer.Option(
         None, "--redact-rules", help="Extra redaction rules (JSON, the shipped rules' format)."
     ),
+    ocsf: bool = typer.Option(
+        False,
+        "--ocsf",
+        help="Add each event's OCSF 1.7.0 projection to the envelope's ocsf field (slower).",
+    ),
 ) -> None:
     """Stream native NDJSON events into canonical, hashed, chained, sealed CloudEvents.
 
@@ -179,6 +184,7 @@ def stream_cmd(
                 redact_mode=redact_mode,  # type: ignore[arg-type]
                 redact_key=redact_key,
                 redact_rules=redact_rules,
+                ocsf=ocsf,
                 on_reject=sink,
                 on_progress=on_progress if show_progress else None,
             )
