@@ -33,6 +33,9 @@ test: develop
 
 bench: develop
 	$(PY) benches/bench_stream.py
+	$(PY) benches/bench_redact.py
+	$(PY) benches/bench_ocsf.py
+	$(PY) benches/redact_reference.py
 
 lint: develop
 	$(BIN)/ruff check python tests benches
