@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,20 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from agent_bom import _core
 from agent_bom.ocsf import project_lines
 from gen_events import generate
-
-
-class _Discard:
-    def write(self, b: bytes) -> int:
-        return len(b)
-
-
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+from timing import Discard, best
 
 
 def _project_all(lines: list[bytes], batch: int) -> list[bytes]:
@@ -69,11 +55,11 @@ def main() -> None:
     )
 
     def stream(data: bytes) -> Callable[[], object]:
-        return lambda: _core.stream(io.BytesIO(data), _Discard(), stream_id="bench", threads=1)
+        return lambda: _core.stream(io.BytesIO(data), Discard(), stream_id="bench", threads=1)
 
-    core = _best(stream(blob), a.repeat)
-    project = _best(lambda: _project_all(lines, a.batch), a.repeat)
-    core_projected = _best(stream(projected_blob), a.repeat)
+    core = best(stream(blob), a.repeat)
+    project = best(lambda: _project_all(lines, a.batch), a.repeat)
+    core_projected = best(stream(projected_blob), a.repeat)
     pipeline = project + core_projected
 
     rows = {

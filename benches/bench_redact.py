@@ -14,8 +14,6 @@ import argparse
 import io
 import random
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -27,6 +25,7 @@ from agent_bom import evidence as ev
 from agent_bom.redaction import load_redactor
 from gen_events import generate
 from redact_reference import ReferenceRedactor
+from timing import Discard, best
 
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -69,15 +68,6 @@ def secret_events(n: int) -> list[bytes]:
     return out
 
 
-def _best(fn: Callable[[], object], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,12 +83,12 @@ def main() -> None:
         ("secret-bearing", secret_events(a.events)),
     ):
         blob = b"\n".join(events) + b"\n"
-        parse_only = _best(lambda blob=blob: _core.redact_lines(blob))
-        with_redact = _best(lambda blob=blob: _core.redact_lines(blob, redactor))
+        parse_only = best(lambda blob=blob: _core.redact_lines(blob))
+        with_redact = best(lambda blob=blob: _core.redact_lines(blob, redactor))
         core_bps = len(blob) / max(with_redact - parse_only, 1e-9)
         objs = [orjson.loads(e) for e in events[: a.reference_events]]
         ref_bytes = sum(map(len, events[: a.reference_events]))
-        ref_bps = ref_bytes / _best(lambda objs=objs: [reference.redact(o) for o in objs], 1)
+        ref_bps = ref_bytes / best(lambda objs=objs: [reference.redact(o) for o in objs], 1)
         rows.append((f"redactor, {name} (core)", f"{core_bps / 1e6:,.0f} MB/s per thread"))
         rows.append((f"redactor, {name} (pure Python)", f"{ref_bps / 1e6:,.1f} MB/s"))
         rows.append((f"  ratio core / Python, {name}", f"{core_bps / ref_bps:,.0f}x"))
@@ -110,17 +100,13 @@ def main() -> None:
         s = ev.EvidenceStream(
             lambda b: None, stream_id="b", capacity=len(payload) + 1, max_bytes=1 << 34
         )
-        t = _best(lambda s=s, payload=payload: s.record_many(payload), 1)
+        t = best(lambda s=s, payload=payload: s.record_many(payload), 1)
         s.finish()
         rows.append((f"record_many, {name} path", f"{t / len(payload) * 1e6:.2f} µs per event"))
 
     blob = b"\n".join(secret_events(a.events)) + b"\n"
 
-    class Discard:
-        def write(self, b: bytes) -> int:
-            return len(b)
-
-    t = _best(
+    t = best(
         lambda: _core.stream(
             io.BytesIO(blob), Discard(), stream_id="b", threads=1, redactor=redactor
         )
@@ -132,7 +118,7 @@ def main() -> None:
         )
     )
     blob = b"\n".join(events) + b"\n"
-    t = _best(
+    t = best(
         lambda: _core.stream(
             io.BytesIO(blob), Discard(), stream_id="b", threads=1, redactor=redactor
         )

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,20 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from agent_bom import _core
 from gen_events import generate
 from reference import fast_pipeline, reference_stream, sha256_ceiling
-
-
-class _Discard:
-    def write(self, b: bytes) -> int:
-        return len(b)
-
-
-def _best(fn: Callable[[], None], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+from timing import Discard, best
 
 
 def main() -> None:
@@ -62,20 +48,18 @@ def main() -> None:
     )
 
     def core(threads: int) -> Callable[[], None]:
-        return lambda: _core.stream(
-            io.BytesIO(blob), _Discard(), stream_id="bench", threads=threads
-        )
+        return lambda: _core.stream(io.BytesIO(blob), Discard(), stream_id="bench", threads=threads)
 
     rates: dict[str, float] = {}
-    rates["core, 1 thread"] = a.events / _best(core(1), a.repeat)
-    rates["core, 2 threads"] = a.events / _best(core(2), a.repeat)
-    rates["reference (byte-identical Python)"] = len(ref_lines) / _best(
+    rates["core, 1 thread"] = a.events / best(core(1), a.repeat)
+    rates["core, 2 threads"] = a.events / best(core(2), a.repeat)
+    rates["reference (byte-identical Python)"] = len(ref_lines) / best(
         lambda: reference_stream(ref_lines, "bench"), 1
     )
-    rates["fast orjson + hashlib (not canonical)"] = len(ref_lines) / _best(
+    rates["fast orjson + hashlib (not canonical)"] = len(ref_lines) / best(
         lambda: fast_pipeline(ref_lines, "bench"), a.repeat
     )
-    rates["sha256 alone over the input"] = a.events / _best(lambda: sha256_ceiling(blob), a.repeat)
+    rates["sha256 alone over the input"] = a.events / best(lambda: sha256_ceiling(blob), a.repeat)
 
     one, two = rates["core, 1 thread"], rates["core, 2 threads"]
     ratios = {
