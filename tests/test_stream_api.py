@@ -6,6 +6,8 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,25 @@ def test_ocsf_option_still_rejects_an_overlong_line_without_reading_it_whole() -
     stats = ev.stream(io.BytesIO(data), out, stream_id="o", ocsf=True, on_reject=rejects.append)
     assert stats.events == 2
     assert [(r.line, r.code) for r in rejects] == [(2, "LIMIT_EXCEEDED")]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "agent-bom"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_reports_a_full_disk_without_a_traceback(tmp_path: Path) -> None:
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(_native(50))
+    p = _cli("evidence", "stream", str(src), "-o", "/dev/full", "--stream-id", "x")
+    assert p.returncode == 2
+    assert "No space left on device" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_cli_names_a_bad_extra_rules_file(tmp_path: Path) -> None:
+    src, rules = tmp_path / "in.ndjson", tmp_path / "mine.json"
+    src.write_bytes(_native(5))
+    rules.write_text('{"rules": [{"id": "Bad_ID", "keywords": ["x"], "regex": "x"}]}')
+    p = _cli("evidence", "stream", str(src), "--stream-id", "x", "--redact-rules", str(rules))
+    assert p.returncode == 2
+    assert "mine.json" in p.stderr and "Bad_ID" in p.stderr and "Traceback" not in p.stderr

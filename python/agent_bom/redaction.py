@@ -72,7 +72,14 @@ def load_redactor(
         raise ConfigError(
             "hash mode needs a key: pass key=... (API) or --redact-key-file / --redact-key-env"
         )
-    extra = (_read_rules(rules),) if rules is not None else ()
+    extra: tuple[bytes, ...] = ()
+    if rules is not None:
+        data = _read_rules(rules)
+        try:  # on its own first, so a mistake is reported against its file
+            _core.Redactor([data])
+        except ValueError as e:
+            raise ConfigError(f"redaction rules {str(rules)!r}: {e}") from None
+        extra = (data,)
     return _compiled(mode, key if mode == "hash" else None, extra)
 
 

@@ -48,6 +48,13 @@ def main() -> None:
         # Output was closed early (e.g. piped into `head`): not an error of ours.
         sys.stderr.close()
         sys.exit(0)
+    except OSError as e:
+        # The environment failed us (disk full, device gone): say so, no traceback.
+        where = f" ({e.filename})" if e.filename else ""
+        err_console.print(
+            f"[bold red]error:[/] I/O failed{where}: {e.strerror or e}", highlight=False
+        )
+        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
