@@ -260,4 +260,40 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn mutated_json_never_panics_and_canonical_form_is_a_fixed_point() {
+        let seed = br#"{"b":[1,2.5e-3,-0,"\u00e9\ud83d\ude00",{"x":null,"\u0000":true}],"a":"t\"q\\","c":{"d":[[],{}]},"n":1e21}"#;
+        let alphabet = b"{}[]\",:.-+eE0123456789tfnul \\/\x00\x7f\xc3\xa9\xff";
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut input = seed.to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let pos = (next() as usize) % (input.len() + 1);
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if pos < input.len() => input[pos] = byte,
+                    1 => input.insert(pos, byte),
+                    _ if pos < input.len() => {
+                        input.remove(pos);
+                    }
+                    _ => {}
+                }
+            }
+            if let Ok(c) = canonicalize(&input, 64) {
+                assert_eq!(
+                    canonicalize(&c, 64).unwrap(),
+                    c,
+                    "not a fixed point: {}",
+                    String::from_utf8_lossy(&input)
+                );
+            }
+        }
+    }
 }
