@@ -58,5 +58,6 @@ def test_truncation_anywhere_is_not_a_valid_sealed_stream(cut: int) -> None:
     if report.ok:
         # Only at a line boundary (a missing final newline is accepted).
         assert STREAM[:cut].endswith(b"\n") or STREAM[cut : cut + 1] == b"\n"
-        assert report.head != ev.verify(io.BytesIO(STREAM)).head
+        if cut < len(STREAM) - 1:  # dropping only the final newline keeps every record
+            assert report.head != ev.verify(io.BytesIO(STREAM)).head
         assert report.sealed
