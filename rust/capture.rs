@@ -267,6 +267,17 @@ impl Capture {
     }
 }
 
+impl Drop for Capture {
+    /// A capture dropped without `finish` still lets its consumer drain what was
+    /// queued and exit. No join here: the consumer may need the GIL the dropping
+    /// thread holds.
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.not_empty.notify_all();
+        self.queue.not_full.notify_all();
+    }
+}
+
 fn consume<W: Write>(
     cfg: &CaptureConfig,
     q: &Queue,

@@ -211,3 +211,29 @@ def test_two_million_events_into_a_slow_sink_keep_memory_bounded() -> None:
     # may accumulate.
     bound_kib = baseline["rss_kib"] + (max_bytes + (4 << 20) + (16 << 20)) // 1024
     assert result["rss_kib"] <= bound_kib, (result, baseline, bound_kib)
+
+
+def test_a_capture_dropped_without_finish_still_delivers_and_exits() -> None:
+    script = textwrap.dedent(
+        """
+        import gc, sys, time
+        sys.path.insert(0, sys.argv[1])
+        from gen_events import generate
+        from agent_bom import evidence as ev
+        got = []
+        s = ev.EvidenceStream(got.extend, stream_id="d")
+        s.record_many(list(generate(100, 1)))
+        del s
+        gc.collect()
+        for _ in range(100):
+            if len(got) == 101:
+                break
+            time.sleep(0.05)
+        print(len(got))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(Path(__file__).parent.parent / "benches")],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.stdout.strip() == "101"  # 100 events and the sealing checkpoint
