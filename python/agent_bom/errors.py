@@ -29,3 +29,7 @@ class DeliveryError(AgentBomError):
 
 class LimitExceeded(AgentBomError):
     """Input went past a size, depth or count limit."""
+
+
+class SignatureInvalid(IntegrityError):
+    """A signature (webhook, checkpoint) does not verify."""
