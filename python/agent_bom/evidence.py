@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, cast
 
@@ -88,14 +88,11 @@ class Problem:
     found: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "seq": self.seq,
-            "code": self.code,
-            "detail": self.detail,
-            "expected": self.expected,
-            "found": self.found,
-        }
+        return asdict(self)
+
+
+# Facts about the raw input used for bundle manifests, not part of the report.
+_REPORT_INTERNAL = frozenset({"lines", "bytes", "input_sha256"})
 
 
 @dataclass
@@ -119,22 +116,8 @@ class VerifyReport:
     warnings: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "checkpoints": self.checkpoints,
-            "sealed": self.sealed,
-            "stream_id": self.stream_id,
-            "head": self.head,
-            "merkle_root": self.merkle_root,
-            "hash_alg": self.hash_alg,
-            "records": self.records,
-            "signatures_verified": self.signatures_verified,
-            "signatures_unchecked": self.signatures_unchecked,
-            "errors_total": self.errors_total,
-            "errors": [p.to_dict() for p in self.errors],
-            "warnings": [p.to_dict() for p in self.warnings],
-        }
+        """The `verify --json` report (raw input facts stay out of it)."""
+        return {k: v for k, v in asdict(self).items() if k not in _REPORT_INTERNAL}
 
 
 @contextlib.contextmanager
