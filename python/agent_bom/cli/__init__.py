@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent_bom import __version__
-from agent_bom.cli import evidence, schema
+from agent_bom.cli import destinations, evidence, outbox, schema
 from agent_bom.cli._console import err_console
 from agent_bom.errors import AgentBomError
 
@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(schema.app, name="schema")
+app.add_typer(destinations.app, name="destinations")
+app.add_typer(outbox.app, name="outbox")
 
 
 def _version(value: bool) -> None:

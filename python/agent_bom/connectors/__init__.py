@@ -1,0 +1,1 @@
+"""Delivery connectors: one module each."""

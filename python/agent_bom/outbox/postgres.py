@@ -1,0 +1,110 @@
+"""The store for scale: PostgreSQL through psycopg 3 and a connection pool.
+
+Any number of workers and servers share one database; ``FOR UPDATE SKIP LOCKED``
+lets them claim disjoint rows without waiting on each other."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from agent_bom.errors import ConfigError
+from agent_bom.outbox.schema import CLAIM, LATEST, MIGRATIONS
+from agent_bom.outbox.store import _ROW_COLUMNS, Cursor, OutboxStore
+
+try:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ConfigError(
+        "PostgreSQL support needs the postgres extra: pip install 'agent-bom[postgres]'"
+    ) from e
+
+__all__ = ["PostgresStore"]
+
+_PLACEHOLDER = re.compile(r"\?")
+_MIGRATION_LOCK = 0x61676E74  # pg_advisory_xact_lock key: one migrator at a time
+
+
+class _PgCursor:
+    """Adapts ``?`` placeholders to psycopg's ``%s``."""
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def execute(self, sql: str, params: Any = None, /) -> Any:
+        return self._cur.execute(_PLACEHOLDER.sub("%s", sql), params)
+
+    def executemany(self, sql: str, params: Any, /) -> Any:
+        return self._cur.executemany(_PLACEHOLDER.sub("%s", sql), params)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+
+class PostgresStore(OutboxStore):
+    dialect = "postgresql"
+    _for_update = " FOR UPDATE"
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        self.url = url
+        try:
+            self._pool = ConnectionPool(
+                url, min_size=min_size, max_size=max_size, open=True, timeout=30
+            )
+            self._pool.wait(timeout=30)
+        except Exception as e:
+            raise ConfigError(
+                f"cannot connect to PostgreSQL at {_redacted(url)}: {e}; "
+                "check AGENT_BOM_DATABASE_URL / --database"
+            ) from None
+        self._migrate()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield _PgCursor(cur)
+
+    def _migrate(self) -> None:
+        with self.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            (current,) = cur.fetchone()
+            if current > LATEST:
+                raise ConfigError(
+                    f"database has schema version {current}, newer than this agent-bom "
+                    f"({LATEST}); upgrade agent-bom"
+                )
+            for version, _, statements in MIGRATIONS:
+                if version > current:
+                    for sql in statements:
+                        cur.execute(sql)
+                    cur.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+
+    def _claim_sql(self, exclude: int) -> str:
+        return CLAIM.format(
+            exclude=f"AND o.destination_id NOT IN ({', '.join('?' * exclude)})" if exclude else "",
+            lock=" FOR UPDATE OF o SKIP LOCKED",
+            columns=_ROW_COLUMNS,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for error messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -1,0 +1,151 @@
+"""Versioned schema migrations, applied on start. Append; never edit a shipped step."""
+
+from __future__ import annotations
+
+# Each step: (version, SQLite statements, PostgreSQL statements).
+MIGRATIONS: list[tuple[int, list[str], list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE destinations (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                url TEXT NOT NULL,
+                secret_ref TEXT,
+                signing TEXT NOT NULL,
+                event_types TEXT NOT NULL,
+                min_severity TEXT,
+                allow_private_network INTEGER NOT NULL,
+                allow_http INTEGER NOT NULL,
+                enabled INTEGER NOT NULL,
+                disabled_reason TEXT,
+                created_at REAL NOT NULL,
+                config TEXT NOT NULL
+            )""",
+            "CREATE INDEX destinations_tenant ON destinations (tenant_id)",
+            """CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                tenant_id TEXT NOT NULL,
+                destination_id TEXT NOT NULL REFERENCES destinations (id),
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                body BLOB NOT NULL,
+                status TEXT NOT NULL CHECK (status IN
+                    ('pending', 'delivering', 'delivered', 'dead_letter')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                next_trigger TEXT NOT NULL DEFAULT 'scheduled',
+                lease_owner TEXT,
+                lease_expires_at REAL,
+                last_status INTEGER,
+                last_error TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                UNIQUE (tenant_id, destination_id, event_id)
+            )""",
+            "CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending'",
+            "CREATE INDEX outbox_leased ON outbox (lease_expires_at) WHERE status = 'delivering'",
+            "CREATE INDEX outbox_destination ON outbox (destination_id, status, created_at)",
+            """CREATE TABLE delivery_attempts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+                attempt INTEGER NOT NULL,
+                trigger TEXT NOT NULL,
+                status_code INTEGER,
+                latency_ms REAL,
+                error TEXT,
+                response_excerpt TEXT,
+                at REAL NOT NULL
+            )""",
+            "CREATE INDEX delivery_attempts_row ON delivery_attempts (outbox_id)",
+            """CREATE TABLE audit_log (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                tenant_id TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                at REAL NOT NULL
+            )""",
+        ],
+        [
+            """CREATE TABLE destinations (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                url TEXT NOT NULL,
+                secret_ref TEXT,
+                signing TEXT NOT NULL,
+                event_types TEXT NOT NULL,
+                min_severity TEXT,
+                allow_private_network BOOLEAN NOT NULL,
+                allow_http BOOLEAN NOT NULL,
+                enabled BOOLEAN NOT NULL,
+                disabled_reason TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                config TEXT NOT NULL
+            )""",
+            "CREATE INDEX destinations_tenant ON destinations (tenant_id)",
+            """CREATE TABLE outbox (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                destination_id TEXT NOT NULL REFERENCES destinations (id),
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                body BYTEA NOT NULL,
+                status TEXT NOT NULL CHECK (status IN
+                    ('pending', 'delivering', 'delivered', 'dead_letter')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                next_trigger TEXT NOT NULL DEFAULT 'scheduled',
+                lease_owner TEXT,
+                lease_expires_at DOUBLE PRECISION,
+                last_status INTEGER,
+                last_error TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                UNIQUE (tenant_id, destination_id, event_id)
+            )""",
+            "CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending'",
+            "CREATE INDEX outbox_leased ON outbox (lease_expires_at) WHERE status = 'delivering'",
+            "CREATE INDEX outbox_destination ON outbox (destination_id, status, created_at)",
+            """CREATE TABLE delivery_attempts (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                outbox_id BIGINT NOT NULL REFERENCES outbox (id),
+                attempt INTEGER NOT NULL,
+                trigger TEXT NOT NULL,
+                status_code INTEGER,
+                latency_ms DOUBLE PRECISION,
+                error TEXT,
+                response_excerpt TEXT,
+                at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX delivery_attempts_row ON delivery_attempts (outbox_id)",
+            """CREATE TABLE audit_log (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL
+            )""",
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+CLAIM = """UPDATE outbox SET status = 'delivering', lease_owner = ?, lease_expires_at = ?,
+    updated_at = ?
+WHERE id IN (
+    SELECT o.id FROM outbox o JOIN destinations d ON d.id = o.destination_id
+    WHERE d.enabled = ?
+      AND ((o.status = 'pending' AND o.next_attempt_at <= ?)
+           OR (o.status = 'delivering' AND o.lease_expires_at <= ?))
+      {exclude}
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT ?{lock}
+)
+RETURNING {columns}"""

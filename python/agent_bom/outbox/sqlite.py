@@ -1,0 +1,84 @@
+"""The embedded store: one SQLite file in WAL mode, safe across processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from agent_bom.errors import ConfigError
+from agent_bom.outbox.schema import CLAIM, LATEST, MIGRATIONS
+from agent_bom.outbox.store import _ROW_COLUMNS, Cursor, OutboxStore
+
+__all__ = ["SQLiteStore"]
+
+
+class SQLiteStore(OutboxStore):
+    """``BEGIN IMMEDIATE`` takes the write lock up front, so two workers claiming at
+    once serialize instead of both reading the same due rows."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(f"cannot open the SQLite database {self.path}: {e}") from None
+        self._lock = threading.RLock()
+        self._migrate()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._conn.commit()
+            finally:
+                cur.close()
+
+    def _migrate(self) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            (current,) = cur.fetchone()
+            if current > LATEST:
+                raise ConfigError(
+                    f"database {self.path} has schema version {current}, newer than this "
+                    f"agent-bom ({LATEST}); upgrade agent-bom"
+                )
+            for version, statements, _ in MIGRATIONS:
+                if version > current:
+                    for sql in statements:
+                        cur.execute(sql)
+                    cur.execute(
+                        "INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,)
+                    )
+
+    def _claim_sql(self, exclude: int) -> str:
+        return CLAIM.format(
+            exclude=f"AND o.destination_id NOT IN ({', '.join('?' * exclude)})" if exclude else "",
+            lock="",
+            columns=_ROW_COLUMNS,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

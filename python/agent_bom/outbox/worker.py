@@ -1,0 +1,198 @@
+"""``OutboxWorker``: claim due rows under a lease, send them, record what happened.
+
+asyncio for the network, the store's (blocking) calls on a thread. Completions are
+committed in small batches: a crash between a send and its commit only means the
+row is sent again with the same ``webhook-id``, which receivers deduplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent_bom.outbox.model import Claimed, Completion, Destination, OutboundEvent, OutboxRow
+from agent_bom.outbox.notices import dead_lettered
+from agent_bom.outbox.policy import CircuitBreaker, RetryPolicy, SendResult, decide
+from agent_bom.outbox.store import OutboxStore
+
+__all__ = ["Connector", "OutboxWorker", "WorkerStats"]
+
+
+class Connector(Protocol):
+    kind: str
+
+    async def send(self, dest: Destination, row: OutboxRow) -> SendResult: ...
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    deferred: int = 0
+    released: int = 0
+    lost_leases: int = 0
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class OutboxWorker:
+    """``concurrency`` bounds in-flight sends per destination; ``batch`` bounds the
+    rows leased at once. ``lease_seconds`` must outlast a send (the timeout)."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        connectors: Mapping[str, Connector],
+        *,
+        policy: RetryPolicy | None = None,
+        concurrency: int = 8,
+        batch: int = 128,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 0.5,
+        breaker: CircuitBreaker | None = None,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.store = store
+        self.connectors = dict(connectors)
+        self.policy = policy or RetryPolicy()
+        self.concurrency = concurrency
+        self.batch = batch
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.breaker = breaker or CircuitBreaker()
+        self.owner = owner or _owner_id()
+        self.rng = rng or random.Random()
+        self.stats = WorkerStats()
+        self._semaphores: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self.concurrency)
+        )
+        self._done: list[Completion] = []
+        self._stopping = False
+
+    async def run(self, *, once: bool = False, stop: asyncio.Event | None = None) -> WorkerStats:
+        """Deliver until ``stop`` is set (or, with ``once``, until nothing is due).
+
+        On stop: no new claims, sends in flight finish and are recorded, rows not yet
+        started go back to pending."""
+        stop = stop or asyncio.Event()
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                free = self.batch - len(inflight)
+                claimed: list[Claimed] = []
+                if free > 0:
+                    claimed = await asyncio.to_thread(
+                        self.store.claim_due,
+                        self.owner,
+                        limit=free,
+                        lease_seconds=self.lease_seconds,
+                        exclude_destinations=self.breaker.open_destinations(time.time()),
+                    )
+                    self.stats.claimed += len(claimed)
+                    for c in claimed:
+                        task = asyncio.create_task(self._deliver(c))
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                if self._done:
+                    await self._flush()
+                if once and not claimed and not inflight:
+                    break
+                if claimed and len(inflight) < self.batch:
+                    continue
+                waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
+                waiters |= set(inflight)  # type: ignore[arg-type]
+                timeout = self.poll_interval if not inflight else None
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    if w not in inflight and not w.done():
+                        w.cancel()
+        finally:
+            self._stopping = True
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+            await self._flush()
+            self.stats.released += await asyncio.to_thread(self.store.release, self.owner)
+        return self.stats
+
+    async def _flush(self) -> None:
+        batch, self._done = self._done, []
+        if batch:
+            applied = await asyncio.to_thread(self.store.finish, batch)
+            self.stats.lost_leases += len(batch) - applied
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        row, dest = claimed.row, claimed.destination
+        async with self._semaphores[dest.id]:
+            now = time.time()
+            if self._stopping:
+                self.stats.released += 1
+                self._done.append(Completion(row.id, self.owner, "release", now))
+                return
+            if self.breaker.is_open(dest.id, now):
+                self.stats.deferred += 1
+                self._done.append(
+                    Completion(
+                        row.id,
+                        self.owner,
+                        "defer",
+                        now,
+                        next_attempt_at=self.breaker.open_until(dest.id),
+                    )
+                )
+                return
+            connector = self.connectors.get(dest.kind)
+            if connector is None:
+                result = SendResult(error=f"no connector for destination kind {dest.kind!r}")
+            else:
+                result = await connector.send(dest, row)
+        now = time.time()
+        decision = decide(result, row.attempts, self.policy, now, self.rng)
+        if decision.destination_failure or result.ok:
+            self.breaker.record(dest.id, failed=not result.ok, now=now)
+        notices: tuple[OutboundEvent, ...] = ()
+        if decision.transition == "dead_letter" and row.event_type != "delivery.dead_lettered":
+            notices = (
+                dead_lettered(
+                    row,
+                    attempts=row.attempts + 1,
+                    reason=decision.reason or "dead-lettered",
+                    last_status=result.status_code,
+                    at=now,
+                ),
+            )
+        if decision.transition == "delivered":
+            self.stats.delivered += 1
+        elif decision.transition == "retry":
+            self.stats.retried += 1
+        else:
+            self.stats.dead_lettered += 1
+        self._done.append(
+            Completion(
+                row.id,
+                self.owner,
+                decision.transition,
+                now,
+                next_attempt_at=decision.next_attempt_at,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                error=decision.reason if decision.transition != "delivered" else None,
+                response_excerpt=result.response_excerpt,
+                disable_destination=decision.disable_destination,
+                notices=notices,
+            )
+        )
