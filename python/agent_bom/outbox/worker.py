@@ -93,6 +93,8 @@ class OutboxWorker:
         inflight: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
+                if self._done:  # before claiming: a dead letter's notice may now be due
+                    await self._flush()
                 free = self.batch - len(inflight)
                 claimed: list[Claimed] = []
                 if free > 0:
@@ -108,8 +110,6 @@ class OutboxWorker:
                         task = asyncio.create_task(self._deliver(c))
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
-                if self._done:
-                    await self._flush()
                 if once and not claimed and not inflight:
                     break
                 if claimed and len(inflight) < self.batch:

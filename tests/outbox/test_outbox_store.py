@@ -1,0 +1,187 @@
+"""OutboxStore semantics, identical on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import SECRET_REF, TENANT, cloudevents
+
+from agent_bom.errors import ConfigError
+from agent_bom.outbox import Completion, OutboundEvent, OutboxStore, Status, open_store
+
+
+def events(n: int, tenant: str = TENANT) -> list[OutboundEvent]:
+    return [OutboundEvent.from_cloudevent(line) for line in cloudevents(n, tenant)]
+
+
+def add(store: OutboxStore, **kw: object) -> str:
+    args: dict[str, object] = {
+        "tenant_id": TENANT,
+        "url": "https://hooks.example.com/in",
+        "secret_ref": SECRET_REF,
+    }
+    args.update(kw)
+    return store.add_destination(**args).id  # type: ignore[arg-type]
+
+
+def test_migrations_are_versioned_and_applied_once(store_url: str) -> None:
+    for _ in range(2):
+        with open_store(store_url) as s, s.transaction() as cur:
+            cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+            assert [r[0] for r in cur.fetchall()] == [1]
+
+
+def test_enqueue_fans_out_to_matching_destinations_of_the_tenant(store: OutboxStore) -> None:
+    every = add(store)
+    high = add(store, min_severity="high")
+    other_type = add(store, event_types=["skill.verdict"])
+    other_tenant = add(store, tenant_id="globex")
+    evs = events(10)  # severities cycle info, low, medium, high, critical
+    result = store.enqueue(evs)
+    assert (result.events, result.rows, result.duplicates, result.unmatched) == (10, 14, 0, 0)
+    per = {d: len(store.list_rows(destination_id=d)) for d in (every, high, other_type)}
+    assert per == {every: 10, high: 4, other_type: 0}
+    assert store.list_rows(destination_id=other_tenant) == []
+    row = store.list_rows(destination_id=every, limit=1)[0]
+    assert row.body == evs[0].body  # the exact bytes, not a re-serialization
+    assert row.status == Status.PENDING and row.attempts == 0
+
+
+def test_enqueue_is_idempotent_per_tenant_destination_event(store: OutboxStore) -> None:
+    add(store)
+    evs = events(5)
+    store.enqueue(evs)
+    again = store.enqueue(evs[:3] + events(7)[5:])
+    assert (again.rows, again.duplicates) == (2, 3)
+    assert len(store.list_rows()) == 7
+
+
+def test_disabled_destinations_get_no_new_rows_and_are_not_claimed(store: OutboxStore) -> None:
+    dest = add(store)
+    store.enqueue(events(2))
+    store.set_enabled(dest, False, "maintenance")
+    assert store.enqueue(events(4)).unmatched == 4  # no enabled destination left
+    assert store.claim_due("w1", limit=10, lease_seconds=30) == []
+    assert store.get_destination(dest).disabled_reason == "maintenance"
+    store.set_enabled(dest, True)
+    assert len(store.claim_due("w1", limit=10, lease_seconds=30)) == 2
+
+
+def test_a_lease_is_exclusive_until_it_expires(store: OutboxStore) -> None:
+    add(store)
+    store.enqueue(events(6))
+    now = time.time()
+    first = store.claim_due("w1", limit=4, lease_seconds=30, now=now)
+    second = store.claim_due("w2", limit=10, lease_seconds=30, now=now)
+    assert len(first) == 4 and len(second) == 2
+    assert not {c.row.id for c in first} & {c.row.id for c in second}
+    assert store.claim_due("w3", limit=10, lease_seconds=30, now=now + 29) == []
+    # w1 died: after its lease expires, its rows go to whoever claims next.
+    reclaimed = store.claim_due("w3", limit=10, lease_seconds=30, now=now + 31)
+    assert {c.row.id for c in reclaimed} == {c.row.id for c in first} | {
+        c.row.id for c in second
+    }
+
+
+def test_a_worker_that_lost_its_lease_cannot_overwrite_the_row(store: OutboxStore) -> None:
+    add(store)
+    store.enqueue(events(1))
+    now = time.time()
+    (old,) = store.claim_due("w1", limit=1, lease_seconds=1, now=now)
+    (new,) = store.claim_due("w2", limit=1, lease_seconds=30, now=now + 2)
+    late = Completion(old.row.id, "w1", "dead_letter", now + 3, error="late")
+    assert store.finish([late]) == 0
+    assert store.finish([Completion(new.row.id, "w2", "delivered", now + 3, status_code=200)]) == 1
+    row = store.get_row(new.row.id)
+    assert (row.status, row.attempts, row.lease_owner) == (Status.DELIVERED, 1, None)
+    assert [a.status_code for a in store.attempts(row.id)] == [200]
+
+
+def test_claim_skips_rows_not_yet_due_and_excluded_destinations(store: OutboxStore) -> None:
+    a, b = add(store), add(store)
+    store.enqueue(events(2))
+    now = time.time()
+    claimed = store.claim_due("w", limit=10, lease_seconds=30, now=now, exclude_destinations=[a])
+    assert {c.destination.id for c in claimed} == {b}
+    store.finish(
+        [Completion(c.row.id, "w", "retry", now, next_attempt_at=now + 60) for c in claimed]
+    )
+    later = store.claim_due("w", limit=10, lease_seconds=30, now=now + 1)
+    assert {c.destination.id for c in later} == {a}
+
+
+def test_release_hands_rows_back_without_counting_an_attempt(store: OutboxStore) -> None:
+    add(store)
+    store.enqueue(events(3))
+    store.claim_due("w", limit=3, lease_seconds=30)
+    assert store.release("w") == 3
+    rows = store.list_rows()
+    assert {(r.status, r.attempts, r.lease_owner) for r in rows} == {(Status.PENDING, 0, None)}
+
+
+def test_retry_resets_attempts_and_marks_the_next_attempt_manual(store: OutboxStore) -> None:
+    add(store)
+    store.enqueue(events(1))
+    now = time.time()
+    (c,) = store.claim_due("w", limit=1, lease_seconds=30, now=now)
+    store.finish([Completion(c.row.id, "w", "dead_letter", now, status_code=400, error="HTTP 400")])
+    row = store.retry(c.row.id)
+    assert (row.status, row.attempts, row.next_trigger) == (Status.PENDING, 0, "manual")
+    (again,) = store.claim_due("w", limit=1, lease_seconds=30)
+    store.finish([Completion(again.row.id, "w", "delivered", time.time(), status_code=204)])
+    assert [(a.attempt, a.trigger) for a in store.attempts(c.row.id)] == [
+        (1, "scheduled"),
+        (1, "manual"),
+    ]
+    actions = [r["action"] for r in store.audit_records(TENANT)]
+    assert "delivery.retry" in actions and "delivery.dead_lettered" in actions
+
+
+def test_retry_refuses_a_row_being_delivered(store: OutboxStore) -> None:
+    add(store)
+    store.enqueue(events(1))
+    (c,) = store.claim_due("w", limit=1, lease_seconds=30)
+    with pytest.raises(ConfigError, match="being delivered"):
+        store.retry(c.row.id)
+
+
+def test_recover_requeues_dead_letters_in_a_window_up_to_a_cap(store: OutboxStore) -> None:
+    dest = add(store)
+    store.enqueue(events(5), now=1000.0)
+    store.enqueue(events(8)[5:], now=2000.0)
+    claimed = store.claim_due("w", limit=10, lease_seconds=30, now=3000.0)
+    store.finish([Completion(c.row.id, "w", "dead_letter", 3000.0, error="x") for c in claimed])
+    with pytest.raises(ConfigError, match="more than the cap of 4"):
+        store.recover(dest, since=0, cap=4)
+    assert len(store.list_rows(status="dead_letter")) == 8  # nothing changed
+    assert store.recover(dest, since=0, until=1500.0, cap=5) == 5
+    pending = store.list_rows(status="pending")
+    assert len(pending) == 5 and {r.next_trigger for r in pending} == {"manual"}
+    assert store.recover(dest, since=1500.0) == 3
+
+
+def test_stats_count_rows_per_status_and_destination(store: OutboxStore) -> None:
+    dest = add(store)
+    store.enqueue(events(4), now=time.time() - 100)
+    (c, *_) = store.claim_due("w", limit=1, lease_seconds=30)
+    store.finish([Completion(c.row.id, "w", "delivered", time.time(), status_code=200)])
+    stats = store.stats(TENANT)
+    assert stats["totals"] == {"pending": 3, "delivering": 0, "delivered": 1, "dead_letter": 0}
+    assert stats["destinations"][dest]["oldest_due_seconds"] >= 99
+
+
+def test_destination_validation_names_the_problem(store: OutboxStore) -> None:
+    with pytest.raises(ConfigError, match="env:NAME or file:/absolute/path"):
+        add(store, secret_ref="whsec_rawsecretinline")
+    with pytest.raises(ConfigError, match="min severity 'urgent'"):
+        add(store, min_severity="urgent")
+    with pytest.raises(ConfigError, match="needs --secret-ref"):
+        add(store, secret_ref=None)
+    with pytest.raises(ConfigError, match="no destination 'dst_nope'"):
+        store.get_destination("dst_nope")
+
+
+def test_unknown_database_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match="mysql"):
+        open_store("mysql://db/x")
