@@ -12,8 +12,8 @@ import time
 import orjson
 import pytest
 import standardwebhooks
-from conftest import SECRET_REF, TENANT, Receiver, Response, cloudevents
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from outbox_support import SECRET_REF, TENANT, Receiver, Response, cloudevents
 
 from agent_bom.connectors.webhook import WebhookConnector
 from agent_bom.outbox import OutboundEvent, OutboxStore, Status
@@ -143,7 +143,9 @@ def test_500_is_retried_on_schedule_and_then_delivered(
     assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1  # same id on retry
 
 
-def test_second_failure_waits_the_second_step(store: OutboxStore, receiver: Receiver, secret: str) -> None:
+def test_second_failure_waits_the_second_step(
+    store: OutboxStore, receiver: Receiver, secret: str
+) -> None:
     add_receiver(store, receiver.url)
     (ev,) = enqueue(store, 1)
     receiver.respond(ev.event_id, Response(503), Response(502))
@@ -155,7 +157,9 @@ def test_second_failure_waits_the_second_step(store: OutboxStore, receiver: Rece
     assert row.attempts == 2 and before + 300 <= row.next_attempt_at <= time.time() + 300
 
 
-def test_jitter_stays_within_twenty_percent(store: OutboxStore, receiver: Receiver, secret: str) -> None:
+def test_jitter_stays_within_twenty_percent(
+    store: OutboxStore, receiver: Receiver, secret: str
+) -> None:
     add_receiver(store, receiver.url)
     evs = enqueue(store, 20)
     receiver.default = Response(500)
@@ -167,7 +171,9 @@ def test_jitter_stays_within_twenty_percent(store: OutboxStore, receiver: Receiv
     assert len(evs) == 20
 
 
-def test_timeout_is_a_retryable_failure(store: OutboxStore, receiver: Receiver, secret: str) -> None:
+def test_timeout_is_a_retryable_failure(
+    store: OutboxStore, receiver: Receiver, secret: str
+) -> None:
     add_receiver(store, receiver.url)
     (ev,) = enqueue(store, 1)
     receiver.respond(ev.event_id, Response(204, delay=1.5))
@@ -190,7 +196,9 @@ def test_connection_refused_is_a_retryable_failure(store: OutboxStore, secret: s
     assert row.status == Status.PENDING and "failed" in (row.last_error or "")
 
 
-def test_429_honours_retry_after_within_bounds(store: OutboxStore, receiver: Receiver, secret: str) -> None:
+def test_429_honours_retry_after_within_bounds(
+    store: OutboxStore, receiver: Receiver, secret: str
+) -> None:
     add_receiver(store, receiver.url)
     a, b = enqueue(store, 2)
     receiver.respond(a.event_id, Response(429, headers={"Retry-After": "120"}))
@@ -208,7 +216,9 @@ def test_400_is_dead_lettered_at_once_with_audit_and_a_dead_lettered_event(
     store: OutboxStore, receiver: Receiver, secret: str
 ) -> None:
     failing = add_receiver(store, receiver.url + "/siem")
-    observer = add_receiver(store, receiver.url + "/observer", event_types=["delivery.dead_lettered"])
+    observer = add_receiver(
+        store, receiver.url + "/observer", event_types=["delivery.dead_lettered"]
+    )
     (ev,) = enqueue(store, 1)
     receiver.respond(ev.event_id, Response(400, body=b'{"error":"schema"}'))
     run_once(store)

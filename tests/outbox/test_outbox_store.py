@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import SECRET_REF, TENANT, cloudevents
+from outbox_support import SECRET_REF, TENANT, cloudevents
 
 from agent_bom.errors import ConfigError
 from agent_bom.outbox import Completion, OutboundEvent, OutboxStore, Status, open_store
@@ -79,9 +79,7 @@ def test_a_lease_is_exclusive_until_it_expires(store: OutboxStore) -> None:
     assert store.claim_due("w3", limit=10, lease_seconds=30, now=now + 29) == []
     # w1 died: after its lease expires, its rows go to whoever claims next.
     reclaimed = store.claim_due("w3", limit=10, lease_seconds=30, now=now + 31)
-    assert {c.row.id for c in reclaimed} == {c.row.id for c in first} | {
-        c.row.id for c in second
-    }
+    assert {c.row.id for c in reclaimed} == {c.row.id for c in first} | {c.row.id for c in second}
 
 
 def test_a_worker_that_lost_its_lease_cannot_overwrite_the_row(store: OutboxStore) -> None:
