@@ -27,9 +27,12 @@ develop: $(PY)
 	$(PY) -m pip install -q 'maturin>=1.7,<2'
 	$(BIN)/maturin develop --release --extras dev,postgres -q
 
+# Tests get a private PostgreSQL server (installed and started by scripts/postgres.sh,
+# left running for the next run); `&&` makes a failed start fail the target.
 test: develop
 	cargo test --lib --quiet
-	$(BIN)/pytest -q
+	dsn="$$(scripts/postgres.sh start)" && \
+		AGENT_BOM_TEST_DATABASE_URL="$$(printf '%s\n' "$$dsn" | tail -n 1)" $(BIN)/pytest -q
 
 bench: develop
 	$(PY) benches/bench_stream.py

@@ -11,7 +11,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,3 +161,26 @@ def ed25519_keys(tmp_path: Path) -> KeyPair:
     kp.public_pem.write_bytes(pub_pem(key))
     kp.other_public_pem.write_bytes(pub_pem(other))
     return kp
+
+
+# --- PostgreSQL (see tests/pg.py and scripts/postgres.sh) --------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """DSN of the test PostgreSQL server (fails under CI=true, skips elsewhere, if none)."""
+    from pg import postgres_dsn
+
+    return postgres_dsn()
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """DSN of a new, empty database for this test; dropped afterwards."""
+    from pg import drop_database, fresh_database
+
+    dsn = fresh_database(postgres_url)
+    try:
+        yield dsn
+    finally:
+        drop_database(dsn)
