@@ -33,3 +33,8 @@ class LimitExceeded(AgentBomError):
 
 class SignatureInvalid(IntegrityError):
     """A signature (webhook, checkpoint) does not verify."""
+
+
+class Replayed(SignatureInvalid):
+    """A correctly signed webhook whose id was already accepted: acknowledge it as a
+    duplicate (2xx) rather than rejecting it, since the sender may have lost the response."""

@@ -74,7 +74,10 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                size = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(size)
+                if len(body) != size:
+                    return  # the sender died mid-request: nothing was delivered
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(self.path, headers, body, time.time()))
@@ -95,7 +98,13 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default 5 resets connections under load
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # senders killed mid-request reset their connections; that is the test
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
