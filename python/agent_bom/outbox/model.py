@@ -46,9 +46,12 @@ def event_type_of(ce_type: str) -> str:
 
 def check_credential_ref(ref: str) -> str:
     if not _REF.match(ref):
+        # Never echo it: a wrong value here is often the secret itself.
+        shown = ref.split(":", 1)[0] + ":…" if ":" in ref else f"a {len(ref)}-character value"
         raise ConfigError(
-            f"credential reference {ref!r} is not env:NAME or file:/absolute/path; "
-            "store the secret in an environment variable or a file and pass its reference"
+            f"credential reference ({shown}) is not env:NAME or file:/absolute/path; "
+            "store the secret in an environment variable or a file and pass its reference "
+            "(if you passed the secret itself, it is now in your shell history: rotate it)"
         )
     return ref
 
