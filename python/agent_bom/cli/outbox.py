@@ -110,6 +110,9 @@ def run_cmd(
         help="Operator policy: let destinations that allow private networks reach them.",
     ),
     poll: float = typer.Option(0.5, "--poll", help="Seconds between polls when idle."),
+    ca_bundle: Path | None = typer.Option(
+        None, "--ca-bundle", help="PEM CA bundle for receivers behind a private CA."
+    ),
     database: str | None = DATABASE,
     as_json: bool = JSON,
 ) -> None:
@@ -123,13 +126,19 @@ def run_cmd(
     if lease <= timeout + 1:
         raise ConfigError(f"--lease {lease:g} must exceed --timeout {timeout:g} by more than 1s")
     policy = RetryPolicy.parse(retry_schedule, jitter=jitter)
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
 
     async def main() -> dict[str, int]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        webhook = WebhookConnector(timeout=timeout, allow_private_networks=allow_private_networks)
+        webhook = WebhookConnector(
+            timeout=timeout,
+            allow_private_networks=allow_private_networks,
+            verify=str(ca_bundle) if ca_bundle else "",
+        )
         try:
             with store(database) as s:
                 worker = OutboxWorker(

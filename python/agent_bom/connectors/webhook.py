@@ -9,6 +9,7 @@ are never followed and proxies from the environment are ignored."""
 from __future__ import annotations
 
 import email.utils
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 
@@ -72,11 +73,17 @@ class WebhookConnector:
         allow_private_networks: bool = False,
         max_connections: int = 256,
         resolver: Resolver | None = None,
+        verify: ssl.SSLContext | str = "",
     ) -> None:
+        """``verify``: a CA bundle path or an SSLContext for receivers behind a private CA
+        (default: the system's trust store). Certificate checking is never turned off."""
         self.timeout = timeout
         self.allow_private_networks = allow_private_networks
         self._resolver = resolver
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify or None)
         self._client = httpx.AsyncClient(
+            verify=verify,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,
