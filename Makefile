@@ -39,6 +39,7 @@ bench: develop
 	$(PY) benches/bench_redact.py
 	$(PY) benches/bench_ocsf.py
 	$(PY) benches/redact_reference.py
+	$(PY) benches/bench_outbox.py
 
 lint: develop
 	$(BIN)/ruff check python tests benches
