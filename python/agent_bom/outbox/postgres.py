@@ -5,6 +5,7 @@ lets them claim disjoint rows without waiting on each other."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,13 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 __all__ = ["PostgresStore"]
 
 _PLACEHOLDER = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_sql(sql: str) -> str:
+    return _PLACEHOLDER.sub("%s", sql)
+
+
 _MIGRATION_LOCK = 0x61676E74  # pg_advisory_xact_lock key: one migrator at a time
 
 
@@ -39,10 +47,10 @@ class _PgCursor:
         return self._cur.rowcount
 
     def execute(self, sql: str, params: Any = None, /) -> Any:
-        return self._cur.execute(_PLACEHOLDER.sub("%s", sql), params)
+        return self._cur.execute(_pg_sql(sql), params)
 
     def executemany(self, sql: str, params: Any, /) -> Any:
-        return self._cur.executemany(_PLACEHOLDER.sub("%s", sql), params)
+        return self._cur.executemany(_pg_sql(sql), params)
 
     def fetchone(self) -> Any:
         return self._cur.fetchone()
@@ -94,8 +102,10 @@ class PostgresStore(OutboxStore):
                         cur.execute(sql)
                     cur.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
 
-    def _claim_sql(self, exclude: int) -> str:
+    def _claim_sql(self, status: str, column: str, exclude: int) -> str:
         return CLAIM.format(
+            status=status,
+            column=column,
             exclude=f"AND o.destination_id NOT IN ({', '.join('?' * exclude)})" if exclude else "",
             lock=" FOR UPDATE OF o SKIP LOCKED",
             columns=_ROW_COLUMNS,

@@ -135,17 +135,28 @@ MIGRATIONS: list[tuple[int, list[str], list[str]]] = [
     ),
 ]
 
+# 2: claim indexes carry the tie-breaking id, so a claim reads `LIMIT` rows in order
+# instead of sorting every due row (rows enqueued together share a next_attempt_at).
+_CLAIM_INDEXES = [
+    "DROP INDEX outbox_pending",
+    "DROP INDEX outbox_leased",
+    "CREATE INDEX outbox_pending ON outbox (next_attempt_at, id) WHERE status = 'pending'",
+    "CREATE INDEX outbox_leased ON outbox (lease_expires_at, id) WHERE status = 'delivering'",
+]
+MIGRATIONS.append((2, _CLAIM_INDEXES, _CLAIM_INDEXES))
+
 LATEST = MIGRATIONS[-1][0]
 
+# One statement per kind of due row: expired leases first (their worker died), then
+# pending rows whose time has come. Each reads its partial index in order.
 CLAIM = """UPDATE outbox SET status = 'delivering', lease_owner = ?, lease_expires_at = ?,
     updated_at = ?
 WHERE id IN (
-    SELECT o.id FROM outbox o JOIN destinations d ON d.id = o.destination_id
-    WHERE d.enabled = ?
-      AND ((o.status = 'pending' AND o.next_attempt_at <= ?)
-           OR (o.status = 'delivering' AND o.lease_expires_at <= ?))
+    SELECT o.id FROM outbox o
+    WHERE o.status = '{status}' AND o.{column} <= ?
+      AND o.destination_id IN (SELECT d.id FROM destinations d WHERE d.enabled = ?)
       {exclude}
-    ORDER BY o.next_attempt_at, o.id
+    ORDER BY o.{column}, o.id
     LIMIT ?{lock}
 )
 RETURNING {columns}"""

@@ -72,8 +72,10 @@ class SQLiteStore(OutboxStore):
                         "INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,)
                     )
 
-    def _claim_sql(self, exclude: int) -> str:
+    def _claim_sql(self, status: str, column: str, exclude: int) -> str:
         return CLAIM.format(
+            status=status,
+            column=column,
             exclude=f"AND o.destination_id NOT IN ({', '.join('?' * exclude)})" if exclude else "",
             lock="",
             columns=_ROW_COLUMNS,

@@ -61,6 +61,20 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+_LEASED = "WHERE id = ? AND lease_owner = ? AND status = 'delivering'"
+_RECORD_DELIVERED = (
+    "INSERT INTO delivery_attempts (outbox_id, attempt, trigger, status_code, latency_ms, "
+    "error, response_excerpt, at) SELECT id, attempts + 1, next_trigger, CAST(? AS INTEGER), "
+    "CAST(? AS DOUBLE PRECISION), NULL, CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION) "
+    f"FROM outbox {_LEASED}"
+)
+_MARK_DELIVERED = (
+    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, lease_owner = NULL, "
+    "lease_expires_at = NULL, next_trigger = 'scheduled', last_status = ?, last_error = NULL, "
+    f"updated_at = ? {_LEASED}"
+)
+
+
 def _row(r: Sequence[Any]) -> OutboxRow:
     return OutboxRow(
         id=int(r[0]),
@@ -118,8 +132,9 @@ class OutboxStore(ABC):
         """A write transaction; commits on success, rolls back on error."""
 
     @abstractmethod
-    def _claim_sql(self, exclude: int) -> str:
-        """The statement that leases due rows (``exclude`` destination placeholders)."""
+    def _claim_sql(self, status: str, column: str, exclude: int) -> str:
+        """The statement that leases due rows of one ``status`` ordered by ``column``
+        (``exclude``: how many destination placeholders)."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -320,21 +335,27 @@ class OutboxStore(ABC):
         """Lease up to ``limit`` due rows to ``owner``: pending rows whose time has come
         and rows whose lease expired (their worker died), on enabled destinations."""
         at = time.time() if now is None else now
+        rows: list[OutboxRow] = []
         with self.transaction() as cur:
-            cur.execute(
-                self._claim_sql(len(exclude_destinations)),
-                (
-                    owner,
-                    at + lease_seconds,
-                    at,
-                    True,
-                    at,
-                    at,
-                    *exclude_destinations,
-                    limit,
-                ),
-            )
-            rows = [_row(r) for r in cur.fetchall()]
+            for status, column in (
+                ("delivering", "lease_expires_at"),
+                ("pending", "next_attempt_at"),
+            ):
+                if len(rows) >= limit:
+                    break
+                cur.execute(
+                    self._claim_sql(status, column, len(exclude_destinations)),
+                    (
+                        owner,
+                        at + lease_seconds,
+                        at,
+                        at,
+                        True,
+                        *exclude_destinations,
+                        limit - len(rows),
+                    ),
+                )
+                rows += [_row(r) for r in cur.fetchall()]
             if not rows:
                 return []
             ids = sorted({r.destination_id for r in rows})
@@ -350,10 +371,33 @@ class OutboxStore(ABC):
     def finish(self, completions: Sequence[Completion]) -> int:
         """Apply what the sends decided, in one transaction. A completion whose lease was
         lost (expired and reclaimed by another worker) is ignored; returns how many applied."""
+        delivered = [c for c in completions if c.transition == "delivered"]
+        others = [c for c in completions if c.transition != "delivered"]
         applied = 0
         with self.transaction() as cur:
+            if delivered:
+                # The common case in two batched statements; the lease check is in the WHERE.
+                cur.executemany(
+                    _RECORD_DELIVERED,
+                    [
+                        (
+                            c.status_code,
+                            c.latency_ms,
+                            c.response_excerpt,
+                            c.at,
+                            c.row_id,
+                            c.lease_owner,
+                        )
+                        for c in delivered
+                    ],
+                )
+                cur.executemany(
+                    _MARK_DELIVERED,
+                    [(c.status_code, c.at, c.row_id, c.lease_owner) for c in delivered],
+                )
+                applied += cur.rowcount
             attempts: list[tuple[Any, ...]] = []
-            for c in completions:
+            for c in others:
                 cur.execute(
                     "SELECT attempts, next_trigger, tenant_id, destination_id, event_id "
                     "FROM outbox WHERE id = ? AND lease_owner = ? AND status = ?"
@@ -373,11 +417,7 @@ class OutboxStore(ABC):
                         ("pending", c.next_attempt_at, c.at, c.row_id),
                     )
                     continue
-                status = {
-                    "delivered": "delivered",
-                    "retry": "pending",
-                    "dead_letter": "dead_letter",
-                }[c.transition]
+                status = "pending" if c.transition == "retry" else "dead_letter"
                 cur.execute(
                     "UPDATE outbox SET status = ?, attempts = ?, lease_owner = NULL, "
                     "lease_expires_at = NULL, next_attempt_at = COALESCE(?, next_attempt_at), "

@@ -7,6 +7,7 @@ row is sent again with the same ``webhook-id``, which receivers deduplicate."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -83,6 +84,7 @@ class OutboxWorker:
         )
         self._done: list[Completion] = []
         self._stopping = False
+        self._wake = asyncio.Event()
 
     async def run(self, *, once: bool = False, stop: asyncio.Event | None = None) -> WorkerStats:
         """Deliver until ``stop`` is set (or, with ``once``, until nothing is due).
@@ -91,13 +93,19 @@ class OutboxWorker:
         started go back to pending."""
         stop = stop or asyncio.Event()
         inflight: set[asyncio.Task[None]] = set()
+        wake = self._wake = asyncio.Event()
+        stop_watch = asyncio.create_task(self._wake_on(stop))
+        # Claim when a quarter of the batch is free (or nothing is in flight), so one
+        # claim serves many completions instead of one each.
+        refill = max(1, self.batch // 4)
         try:
             while not stop.is_set():
-                if self._done:  # before claiming: a dead letter's notice may now be due
-                    await self._flush()
+                wake.clear()  # anything finishing from here on wakes the wait below
+                if self._done and (len(self._done) >= refill or len(inflight) < refill):
+                    await self._flush()  # before claiming: a dead letter's notice may be due
                 free = self.batch - len(inflight)
                 claimed: list[Claimed] = []
-                if free > 0:
+                if free >= refill or not inflight:
                     claimed = await asyncio.to_thread(
                         self.store.claim_due,
                         self.owner,
@@ -110,24 +118,29 @@ class OutboxWorker:
                         task = asyncio.create_task(self._deliver(c))
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
-                if once and not claimed and not inflight:
+                        task.add_done_callback(lambda _: wake.set())
+                if once and not claimed and not inflight and not self._done:
                     break
-                if claimed and len(inflight) < self.batch:
-                    continue
-                waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
-                waiters |= set(inflight)  # type: ignore[arg-type]
-                timeout = self.poll_interval if not inflight else None
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    if w not in inflight and not w.done():
-                        w.cancel()
+                if claimed and len(claimed) == free:
+                    continue  # more may be due right now
+                if inflight or not self._done:
+                    # Idle: poll. Busy: wake on a completion, flushing at least every 50 ms.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            wake.wait(), 0.05 if inflight else self.poll_interval
+                        )
         finally:
             self._stopping = True
+            stop_watch.cancel()
             if inflight:
                 await asyncio.gather(*inflight, return_exceptions=True)
             await self._flush()
             self.stats.released += await asyncio.to_thread(self.store.release, self.owner)
         return self.stats
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
 
     async def _flush(self) -> None:
         batch, self._done = self._done, []
