@@ -117,7 +117,8 @@ def test_the_whole_cli_flow_on_both_stores(
     assert cli("destinations", "disable", dest, "--reason", "rotating", *db).returncode == 0
     listed = orjson.loads(cli("destinations", "list", "--json", *db).stdout)
     assert listed[0]["enabled"] is False and listed[0]["disabled_reason"] == "rotating"
-    assert cli("destinations", "enable", dest, *db).returncode == 0
+    enabled = cli("destinations", "enable", dest, "--json", *db)
+    assert enabled.returncode == 0 and orjson.loads(enabled.stdout)["enabled"] is True
 
 
 def test_outbox_commands_explain_bad_input_without_a_traceback(cli: Cli, tmp_path: Path) -> None:

@@ -114,19 +114,27 @@ def disable_cmd(
     destination_id: str = typer.Argument(..., help="Destination id (dst_…)."),
     reason: str = typer.Option("disabled by operator", "--reason", help="Why (kept and shown)."),
     database: str | None = DATABASE,
+    as_json: bool = JSON,
 ) -> None:
     """Stop delivering to a destination; its queued rows wait until it is enabled."""
     with store(database) as s:
-        s.set_enabled(destination_id, False, reason)
-    err_console.print(f"disabled {escape(destination_id)}")
+        dest = s.set_enabled(destination_id, False, reason)
+    if as_json:
+        print_json(dest.to_dict())
+    else:
+        err_console.print(f"disabled {escape(destination_id)}")
 
 
 @app.command("enable")
 def enable_cmd(
     destination_id: str = typer.Argument(..., help="Destination id (dst_…)."),
     database: str | None = DATABASE,
+    as_json: bool = JSON,
 ) -> None:
-    """Resume delivering to a destination."""
+    """Resume delivering to a destination (its waiting rows go out again)."""
     with store(database) as s:
-        s.set_enabled(destination_id, True)
-    err_console.print(f"enabled {escape(destination_id)}")
+        dest = s.set_enabled(destination_id, True)
+    if as_json:
+        print_json(dest.to_dict())
+    else:
+        err_console.print(f"enabled {escape(destination_id)}")
