@@ -187,8 +187,11 @@ start_server() {
 	log "starting PostgreSQL on 127.0.0.1:$PORT (data: $DATA)"
 	local out
 	# 9>&-: the server must not inherit (and so hold forever) the start lock.
+	# A server killed with SIGKILL can leave backends holding its shared memory for a
+	# moment ("pre-existing shared memory block is still in use"): try again once.
 	if ! out=$(as_pg "$BIN/pg_ctl" "$action" -D "$DATA" -l "$LOGFILE" -w -t "$START_TIMEOUT" \
-		-s 2>&1 9>&-); then
+		-s 2>&1 9>&-) && ! { sleep 3 && out=$(as_pg "$BIN/pg_ctl" start -D "$DATA" -l "$LOGFILE" \
+		-w -t "$START_TIMEOUT" -s 2>&1 9>&-); }; then
 		[[ -n "$out" ]] && printf '%s\n' "$out" >&2
 		log_tail
 		if "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" >/dev/null 2>&1; then
