@@ -46,6 +46,24 @@ impl MerkleAccumulator {
         self.size
     }
 
+    /// The perfect-subtree roots (height, hash), left to right: the whole state.
+    pub fn stack(&self) -> &[(u32, Digest)] {
+        &self.stack
+    }
+
+    /// Rebuilds an accumulator from `stack()`; the heights must be strictly
+    /// decreasing (one per set bit of the size).
+    pub fn from_stack(alg: HashAlg, stack: Vec<(u32, Digest)>) -> Result<Self, String> {
+        let mut size = 0u64;
+        for (i, &(h, _)) in stack.iter().enumerate() {
+            if h >= 63 || (i > 0 && h >= stack[i - 1].0) {
+                return Err("merkle stack heights must be strictly decreasing and < 63".into());
+            }
+            size += 1u64 << h;
+        }
+        Ok(MerkleAccumulator { alg, size, stack })
+    }
+
     /// Appends an already computed leaf hash (H(0x00 ‖ data)).
     pub fn push_leaf_hash(&mut self, leaf: Digest) {
         let mut node = (0u32, leaf);

@@ -97,6 +97,8 @@ pub struct MappedAt {
     /// The normalized time and the tenant id, as raw ASCII bytes inside the content.
     pub time: (usize, usize),
     pub tenant: (usize, usize),
+    /// The CloudEvent `id` as a JSON string (quotes included).
+    pub id: (usize, usize),
 }
 
 /// Reusable per-worker buffers for `map_event_into`.
@@ -543,7 +545,9 @@ pub fn map_event_into(
         out.push(b'}');
     }
     out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"id\":");
+    let id_at = out.len();
     write_string(out, event_id);
+    let id_range = (id_at, out.len());
     out.extend_from_slice(b",\"redactions\":");
     out.extend_from_slice(itoa_u64(redactions).as_slice());
     out.push(b',');
@@ -605,6 +609,7 @@ pub fn map_event_into(
         contenthash,
         time: time_range,
         tenant: tenant_range,
+        id: id_range,
     })
 }
 

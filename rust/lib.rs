@@ -11,6 +11,7 @@ pub mod chain;
 pub mod cloudevent;
 pub mod digest;
 pub mod json;
+pub mod ledger;
 pub mod lines;
 pub mod pipeline;
 pub mod redact;

@@ -117,7 +117,7 @@ pub trait StreamObserver {
     }
 }
 
-enum Item {
+pub(crate) enum Item {
     Event(MappedAt, u64),
     Reject(Reject),
 }
@@ -125,10 +125,37 @@ enum Item {
 /// A batch after the workers: every mapped event's bytes live in `content`.
 pub(crate) struct Processed {
     index: u64,
-    items: Vec<Item>,
-    content: Vec<u8>,
+    pub(crate) items: Vec<Item>,
+    pub(crate) content: Vec<u8>,
     bytes: u64,
-    rule_counts: Vec<u64>,
+    pub(crate) rule_counts: Vec<u64>,
+}
+
+/// The writer's order-dependent state, for stores that continue one chain across
+/// transactions and processes (`crate::ledger`).
+#[derive(Clone)]
+pub struct ChainState {
+    pub seq: u64,
+    pub prev: Digest,
+    pub merkle: MerkleAccumulator,
+    pub since_checkpoint: u64,
+    pub segment_first: u64,
+    pub last_time: String,
+    pub last_tenant: String,
+}
+
+impl ChainState {
+    pub fn genesis(cfg: &StreamConfig) -> Self {
+        ChainState {
+            seq: 0,
+            prev: genesis(cfg.alg, &cfg.stream_id),
+            merkle: MerkleAccumulator::new(cfg.alg),
+            since_checkpoint: 0,
+            segment_first: 0,
+            last_time: String::new(),
+            last_tenant: String::new(),
+        }
+    }
 }
 
 fn reject(line: u64, code: &'static str, reason: String, raw: &[u8]) -> Item {
@@ -282,7 +309,46 @@ impl<'w, W: Write> Writer<'w, W> {
         Ok(())
     }
 
-    fn event(&mut self, buf: &[u8], m: &MappedAt, redactions: u64) -> Result<(), StreamError> {
+    /// A writer that continues from `state` instead of the stream's genesis.
+    pub(crate) fn resume(cfg: &'w StreamConfig, out: &'w mut W, state: &ChainState) -> Self {
+        let mut w = Writer::new(cfg, out);
+        w.seq = state.seq;
+        w.prev = state.prev;
+        w.merkle = state.merkle.clone();
+        w.since_checkpoint = state.since_checkpoint;
+        w.segment_first = state.segment_first;
+        w.last_time.clone_from(&state.last_time);
+        w.last_tenant.clone_from(&state.last_tenant);
+        w
+    }
+
+    pub(crate) fn state(&self) -> ChainState {
+        ChainState {
+            seq: self.seq,
+            prev: self.prev,
+            merkle: self.merkle.clone(),
+            since_checkpoint: self.since_checkpoint,
+            segment_first: self.segment_first,
+            last_time: self.last_time.clone(),
+            last_tenant: self.last_tenant.clone(),
+        }
+    }
+
+    /// Seals the records since the last checkpoint now; false when there were none.
+    pub(crate) fn seal(&mut self) -> Result<bool, StreamError> {
+        if self.since_checkpoint == 0 {
+            return Ok(false);
+        }
+        self.checkpoint()?;
+        Ok(true)
+    }
+
+    pub(crate) fn event(
+        &mut self,
+        buf: &[u8],
+        m: &MappedAt,
+        redactions: u64,
+    ) -> Result<(), StreamError> {
         self.append(buf, m)?;
         self.stats.events += 1;
         self.stats.redactions += redactions;

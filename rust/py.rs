@@ -17,6 +17,7 @@ use crate::capture::{Capture, CaptureConfig, Entry, PushError, Pushed, WhenFull}
 use crate::chain;
 use crate::digest::{hex, parse_hex32, tagged, Digest, HashAlg};
 use crate::json::{ParseError, Value};
+use crate::ledger::{Ledger, Prepared, PreparedBatch};
 use crate::lines::Limits;
 use crate::pipeline::{self, CheckpointSigner, Reject, StreamConfig, StreamError, StreamObserver};
 use crate::redact::{Mode, Redactor, RuleCounts, RuleSet};
@@ -991,6 +992,164 @@ fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> PyResu
     Ok(key.verify_strict(message, &sig).is_ok())
 }
 
+/// Events prepared for a `Ledger` (parsed, redacted, mapped, hashed), not yet chained.
+#[pyclass(name = "PreparedBatch", module = "agent_bom._core", frozen)]
+struct PyPreparedBatch {
+    inner: PreparedBatch,
+    rule_ids: Vec<String>,
+}
+
+#[pymethods]
+impl PyPreparedBatch {
+    /// Per input event: ("event", id, redactions) or ("rejected", code, reason).
+    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for p in &self.inner.events {
+            let t = match p {
+                Prepared::Event { id, redactions } => {
+                    ("event", id.as_str(), *redactions).into_pyobject(py)?
+                }
+                Prepared::Rejected { code, reason } => {
+                    ("rejected", *code, reason.as_str()).into_pyobject(py)?
+                }
+            };
+            out.append(t)?;
+        }
+        Ok(out)
+    }
+
+    /// Redactions per rule id (rules that fired).
+    fn redactions_by_rule<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (id, n) in self.rule_ids.iter().zip(&self.inner.rule_counts) {
+            if *n > 0 {
+                d.set_item(id, n)?;
+            }
+        }
+        Ok(d)
+    }
+}
+
+/// A chain continued across transactions: state in, records and state out.
+#[pyclass(name = "Ledger", module = "agent_bom._core", frozen)]
+struct PyLedger {
+    inner: Mutex<Ledger>,
+    alg: HashAlg,
+    redactor: Option<Arc<Redactor>>,
+}
+
+impl PyLedger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl PyLedger {
+    #[new]
+    #[pyo3(signature = (stream_id, *, tenant_id, source = None, checkpoint_every = 10_000,
+                        algorithm = "sha256", state = None, max_line_bytes = 1 << 20, max_depth = 64,
+                        signing_seed = None, key_id = None, redactor = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        stream_id: String,
+        tenant_id: String,
+        source: Option<String>,
+        checkpoint_every: u64,
+        algorithm: &str,
+        state: Option<Vec<u8>>,
+        max_line_bytes: usize,
+        max_depth: usize,
+        signing_seed: Option<Vec<u8>>,
+        key_id: Option<String>,
+        redactor: Option<PyRef<'_, PyRedactor>>,
+    ) -> PyResult<Self> {
+        if stream_id.is_empty() {
+            return Err(PyValueError::new_err("stream_id must not be empty"));
+        }
+        let a = alg(algorithm)?;
+        let cfg = StreamConfig {
+            stream_id,
+            default_tenant: Some(tenant_id),
+            default_source: source,
+            checkpoint_every,
+            alg: a,
+            threads: 1,
+            limits: Limits {
+                max_line_bytes,
+                max_depth,
+                max_records: (1 << 31) - 1,
+            },
+            signer: signer_from(signing_seed, key_id)?,
+        };
+        let inner = Ledger::new(cfg, state.as_deref()).map_err(PyValueError::new_err)?;
+        Ok(PyLedger {
+            inner: Mutex::new(inner),
+            alg: a,
+            redactor: redactor.map(|r| r.inner.clone()),
+        })
+    }
+
+    /// The next seq (records chained so far).
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.lock().seq()
+    }
+
+    fn prepare(&self, py: Python<'_>, events: Vec<Vec<u8>>) -> PyResult<PyPreparedBatch> {
+        let redactor = self
+            .redactor
+            .as_deref()
+            .map(|r| r as &dyn pipeline::Redactor);
+        let inner = py
+            .detach(|| self.lock().prepare(&events, redactor))
+            .map_err(PyValueError::new_err)?;
+        let rule_ids = self
+            .redactor
+            .as_ref()
+            .map(|r| pipeline::Redactor::rule_ids(r.as_ref()))
+            .unwrap_or_default();
+        Ok(PyPreparedBatch { inner, rule_ids })
+    }
+
+    /// Chains the kept events; returns the records written (NDJSON, checkpoints included).
+    fn append<'py>(
+        &self,
+        py: Python<'py>,
+        batch: PyRef<'py, PyPreparedBatch>,
+        keep: Vec<bool>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        if keep.len() != batch.inner.events.len() {
+            return Err(PyValueError::new_err(
+                "keep needs one flag per prepared event",
+            ));
+        }
+        let inner = &batch.inner;
+        let out = py
+            .detach(|| self.lock().append(inner, &keep))
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// A checkpoint over the records since the last one (empty bytes when none).
+    fn seal<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let out = py
+            .detach(|| self.lock().seal())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// The state to store with the records (canonical JSON).
+    fn state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.lock().state_bytes())
+    }
+
+    #[getter]
+    fn algorithm(&self) -> &'static str {
+        self.alg.name()
+    }
+}
+
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1013,6 +1172,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream, m)?)?;
     m.add_class::<PyRedactor>()?;
     m.add_class::<PyCapture>()?;
+    m.add_class::<PyLedger>()?;
+    m.add_class::<PyPreparedBatch>()?;
     m.add_function(wrap_pyfunction!(redact_lines, m)?)?;
     m.add("BackpressureError", m.py().get_type::<BackpressureError>())?;
     m.add_function(wrap_pyfunction!(verify_stream, m)?)?;

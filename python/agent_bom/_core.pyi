@@ -91,3 +91,36 @@ class Capture:
     def finish(self) -> dict[str, Any]: ...
 
 def redact_lines(data: bytes, redactor: Redactor | None = None) -> int: ...
+
+class PreparedBatch:
+    """Events parsed, redacted, mapped and hashed for a Ledger; not yet chained."""
+
+    def results(self) -> list[tuple[str, str, int | str]]: ...
+    def redactions_by_rule(self) -> dict[str, int]: ...
+
+class Ledger:
+    """A chain continued across transactions: state bytes in, records and state out."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        *,
+        tenant_id: str,
+        source: str | None = None,
+        checkpoint_every: int = 10000,
+        algorithm: str = "sha256",
+        state: bytes | None = None,
+        max_line_bytes: int = 1048576,
+        max_depth: int = 64,
+        signing_seed: bytes | None = None,
+        key_id: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def algorithm(self) -> str: ...
+    def prepare(self, events: list[bytes]) -> PreparedBatch: ...
+    def append(self, batch: PreparedBatch, keep: list[bool]) -> bytes: ...
+    def seal(self) -> bytes: ...
+    def state(self) -> bytes: ...

@@ -1,0 +1,324 @@
+//! A chain that continues across transactions and processes.
+//!
+//! The ingest server appends each accepted batch to its tenant's chain inside a
+//! database transaction. `Ledger` is the stream writer with its state (seq,
+//! head, Merkle frontier, checkpoint window) loaded from and saved to bytes, so
+//! any server process can continue the chain where the last commit left it and
+//! the records are byte for byte what `evidence stream` writes for the same
+//! events. Appending is two steps so the caller can drop duplicates in between:
+//! `prepare` (parse, redact, map, hash: per event, no order) gives the event
+//! ids; `append` chains the events the caller keeps.
+
+use std::borrow::Cow;
+
+use crate::chain::MerkleAccumulator;
+use crate::digest::{hex, parse_hex32, HashAlg};
+use crate::json::{self, Value};
+use crate::lines::{Batch, LineRef};
+use crate::pipeline::{
+    process_batch_for_capture, ChainState, Item, Processed, Redactor, StreamConfig, StreamError,
+    Writer,
+};
+
+const STATE_VERSION: f64 = 1.0;
+
+pub struct Ledger {
+    cfg: StreamConfig,
+    state: ChainState,
+}
+
+/// One input event after `prepare`.
+pub enum Prepared {
+    /// The CloudEvent id and the number of values redacted.
+    Event { id: String, redactions: u64 },
+    /// `MALFORMED_JSON`, `LIMIT_EXCEEDED` or `INVALID_EVENT`, with the reason.
+    Rejected { code: &'static str, reason: String },
+}
+
+pub struct PreparedBatch {
+    processed: Processed,
+    pub events: Vec<Prepared>,
+    /// Redactions per rule, indexed like the redactor's rule ids.
+    pub rule_counts: Vec<u64>,
+}
+
+impl Ledger {
+    /// A ledger for `cfg.stream_id`, continuing from `state` (bytes from `state_bytes`)
+    /// or from the stream's genesis.
+    pub fn new(cfg: StreamConfig, state: Option<&[u8]>) -> Result<Self, String> {
+        let state = match state {
+            None => ChainState::genesis(&cfg),
+            Some(bytes) => decode_state(&cfg, bytes)?,
+        };
+        Ok(Ledger { cfg, state })
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.state.seq
+    }
+
+    /// Parses, redacts, maps and hashes each event. No chain state is touched.
+    pub fn prepare(
+        &self,
+        events: &[Vec<u8>],
+        redactor: Option<&dyn Redactor>,
+    ) -> Result<PreparedBatch, String> {
+        let mut batch = Batch {
+            index: 0,
+            data: Vec::with_capacity(events.iter().map(Vec::len).sum()),
+            lines: Vec::with_capacity(events.len()),
+        };
+        for (i, e) in events.iter().enumerate() {
+            let start = batch.data.len();
+            batch.data.extend_from_slice(e);
+            let overlong = (e.len() > self.cfg.limits.max_line_bytes).then_some(e.len() as u64);
+            batch.lines.push(LineRef {
+                number: i as u64 + 1,
+                start,
+                end: batch.data.len(),
+                overlong,
+            });
+        }
+        let mut scratch = crate::cloudevent::Scratch::default();
+        let processed = process_batch_for_capture(&batch, &self.cfg, redactor, &mut scratch);
+        if processed.items.len() != events.len() {
+            return Err("blank events cannot be appended; drop them first".into());
+        }
+        let events = processed
+            .items
+            .iter()
+            .map(|item| match item {
+                Item::Event(m, redactions) => {
+                    let quoted = &processed.content[m.id.0..m.id.1];
+                    let id = match json::parse(quoted, 1) {
+                        Ok(Value::String(s)) => s.into_owned(),
+                        _ => String::from_utf8_lossy(&quoted[1..quoted.len() - 1]).into_owned(),
+                    };
+                    Prepared::Event {
+                        id,
+                        redactions: *redactions,
+                    }
+                }
+                Item::Reject(r) => Prepared::Rejected {
+                    code: r.code,
+                    reason: r.reason.clone(),
+                },
+            })
+            .collect();
+        let rule_counts = processed.rule_counts.clone();
+        Ok(PreparedBatch {
+            processed,
+            events,
+            rule_counts,
+        })
+    }
+
+    /// Chains the prepared events whose `keep` flag is set (rejects are never
+    /// chained) and returns the records written, checkpoints included, as NDJSON.
+    /// On error nothing changes: the state is only replaced on success.
+    pub fn append(&mut self, batch: &PreparedBatch, keep: &[bool]) -> Result<Vec<u8>, StreamError> {
+        let mut out = Vec::with_capacity(batch.processed.content.len() + 4096);
+        let state = {
+            let mut w = Writer::resume(&self.cfg, &mut out, &self.state);
+            for (item, &keep) in batch.processed.items.iter().zip(keep) {
+                if let (Item::Event(m, redactions), true) = (item, keep) {
+                    w.event(&batch.processed.content, m, *redactions)?;
+                }
+            }
+            w.flush()?;
+            w.state()
+        };
+        self.state = state;
+        Ok(out)
+    }
+
+    /// Writes a checkpoint over the records since the last one (empty when none).
+    pub fn seal(&mut self) -> Result<Vec<u8>, StreamError> {
+        let mut out = Vec::new();
+        let state = {
+            let mut w = Writer::resume(&self.cfg, &mut out, &self.state);
+            w.seal()?;
+            w.flush()?;
+            w.state()
+        };
+        self.state = state;
+        Ok(out)
+    }
+
+    /// The state as canonical JSON, to store with the records it covers.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        let s = &self.state;
+        let st = |x: String| Value::String(Cow::Owned(x));
+        let n = |x: u64| Value::Number(x as f64);
+        let stack = s
+            .merkle
+            .stack()
+            .iter()
+            .map(|(h, d)| Value::Array(vec![n(u64::from(*h)), st(hex(d))]))
+            .collect();
+        let v = Value::object(vec![
+            ("alg".into(), st(self.cfg.alg.name().to_string())),
+            ("last_tenant".into(), st(s.last_tenant.clone())),
+            ("last_time".into(), st(s.last_time.clone())),
+            ("merkle".into(), Value::Array(stack)),
+            ("prev".into(), st(hex(&s.prev))),
+            ("segment_first".into(), n(s.segment_first)),
+            ("seq".into(), n(s.seq)),
+            ("since_checkpoint".into(), n(s.since_checkpoint)),
+            ("stream_id".into(), st(self.cfg.stream_id.clone())),
+            ("v".into(), Value::Number(STATE_VERSION)),
+        ])
+        .expect("distinct member names");
+        crate::canon::to_vec(&v)
+    }
+}
+
+fn decode_state(cfg: &StreamConfig, bytes: &[u8]) -> Result<ChainState, String> {
+    let v = json::parse(bytes, 8).map_err(|e| format!("ledger state is not JSON: {e}"))?;
+    let bad = |what: &str| format!("ledger state: {what} missing or invalid");
+    let num = |k: &str| -> Result<u64, String> {
+        match v.get(k) {
+            Some(Value::Number(x)) if *x >= 0.0 && x.fract() == 0.0 => Ok(*x as u64),
+            _ => Err(bad(k)),
+        }
+    };
+    let text = |k: &str| -> Result<String, String> {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad(k))
+    };
+    if num("v")? != STATE_VERSION as u64 {
+        return Err("ledger state: unknown version".into());
+    }
+    if text("stream_id")? != cfg.stream_id {
+        return Err("ledger state belongs to another stream".into());
+    }
+    if HashAlg::parse(&text("alg")?) != Some(cfg.alg) {
+        return Err("ledger state uses another hash algorithm".into());
+    }
+    let mut stack = Vec::new();
+    match v.get("merkle") {
+        Some(Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::Array(pair) if pair.len() == 2 => {
+                        let h = match &pair[0] {
+                            Value::Number(h) if *h >= 0.0 && h.fract() == 0.0 => *h as u32,
+                            _ => return Err(bad("merkle")),
+                        };
+                        let d = pair[1]
+                            .as_str()
+                            .and_then(parse_hex32)
+                            .ok_or_else(|| bad("merkle"))?;
+                        stack.push((h, d));
+                    }
+                    _ => return Err(bad("merkle")),
+                }
+            }
+        }
+        _ => return Err(bad("merkle")),
+    }
+    let merkle = MerkleAccumulator::from_stack(cfg.alg, stack)?;
+    let seq = num("seq")?;
+    if merkle.size() != seq {
+        return Err("ledger state: merkle size does not match seq".into());
+    }
+    Ok(ChainState {
+        seq,
+        prev: parse_hex32(&text("prev")?).ok_or_else(|| bad("prev"))?,
+        merkle,
+        since_checkpoint: num("since_checkpoint")?,
+        segment_first: num("segment_first")?,
+        last_time: text("last_time")?,
+        last_tenant: text("last_tenant")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::Limits;
+
+    fn cfg(checkpoint_every: u64) -> StreamConfig {
+        StreamConfig {
+            stream_id: "tenant-acme".into(),
+            default_tenant: Some("acme".into()),
+            default_source: Some("urn:test".into()),
+            checkpoint_every,
+            alg: HashAlg::Sha256,
+            threads: 1,
+            limits: Limits {
+                max_line_bytes: 1 << 20,
+                max_depth: 64,
+                max_records: (1 << 31) - 1,
+            },
+            signer: None,
+        }
+    }
+
+    fn event(i: usize) -> Vec<u8> {
+        format!(
+            r#"{{"event_type":"finding.created","created_at":"2026-05-01T00:00:{:02}Z","payload":{{"n":{i}}}}}"#,
+            i % 60
+        )
+        .into_bytes()
+    }
+
+    /// Appending in any split, resuming from saved state each time, writes the
+    /// same bytes as one uninterrupted stream.
+    #[test]
+    fn resumed_appends_equal_one_stream() {
+        let events: Vec<Vec<u8>> = (0..23).map(event).collect();
+        let mut whole = Ledger::new(cfg(5), None).unwrap();
+        let b = whole.prepare(&events, None).unwrap();
+        let mut expected = whole.append(&b, &[true; 23]).unwrap();
+        expected.extend(whole.seal().unwrap());
+
+        let mut got = Vec::new();
+        let mut state: Option<Vec<u8>> = None;
+        for chunk in [&events[..3], &events[3..4], &events[4..17], &events[17..]] {
+            let mut l = Ledger::new(cfg(5), state.as_deref()).unwrap();
+            let b = l.prepare(chunk, None).unwrap();
+            got.extend(l.append(&b, &vec![true; chunk.len()]).unwrap());
+            state = Some(l.state_bytes());
+        }
+        let mut l = Ledger::new(cfg(5), state.as_deref()).unwrap();
+        got.extend(l.seal().unwrap());
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
+
+    #[test]
+    fn skipped_events_are_not_chained_and_ids_come_back() {
+        let events: Vec<Vec<u8>> = vec![event(1), b"{not json".to_vec(), event(2)];
+        let mut l = Ledger::new(cfg(0), None).unwrap();
+        let b = l.prepare(&events, None).unwrap();
+        assert!(matches!(
+            b.events[1],
+            Prepared::Rejected {
+                code: "MALFORMED_JSON",
+                ..
+            }
+        ));
+        let Prepared::Event { id, .. } = &b.events[2] else {
+            panic!("event 2 must map")
+        };
+        let out = l.append(&b, &[false, true, true]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains(&format!("\"id\":\"{id}\"")));
+        assert_eq!(l.seq(), 1);
+    }
+
+    #[test]
+    fn state_from_another_stream_is_refused() {
+        let l = Ledger::new(cfg(0), None).unwrap();
+        let mut other = cfg(0);
+        other.stream_id = "tenant-globex".into();
+        assert!(Ledger::new(other, Some(&l.state_bytes())).is_err());
+        assert!(Ledger::new(cfg(0), Some(b"{}")).is_err());
+    }
+}
