@@ -25,7 +25,7 @@ run: $(PY)
 # Dev install: test/lint tools plus the extension built in place (release mode).
 develop: $(PY)
 	$(PY) -m pip install -q 'maturin>=1.7,<2'
-	$(BIN)/maturin develop --release --extras dev,postgres -q
+	$(BIN)/maturin develop --release --extras dev,postgres,server -q
 
 # Tests get a private PostgreSQL server (installed and started by scripts/postgres.sh,
 # left running for the next run); `&&` makes a failed start fail the target.

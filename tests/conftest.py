@@ -22,6 +22,7 @@ if str(BENCHES) not in sys.path:
     sys.path.insert(0, str(BENCHES))
 
 from agent_bom import evidence as ev  # noqa: E402
+from agent_bom.outbox import OutboxStore, open_store  # noqa: E402
 from gen_events import generate  # noqa: E402
 
 AGENT_BOM = Path(sys.executable).parent / "agent-bom"
@@ -184,3 +185,18 @@ def pg_database(postgres_url: str) -> Iterator[str]:
         yield dsn
     finally:
         drop_database(dsn)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every outbox test runs on the embedded SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "outbox.db")
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[OutboxStore]:
+    s = open_store(store_url)
+    yield s
+    s.close()

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent_bom import __version__
-from agent_bom.cli import destinations, evidence, outbox, schema
+from agent_bom.cli import destinations, evidence, outbox, schema, server
 from agent_bom.cli._console import err_console
 from agent_bom.errors import AgentBomError
 
@@ -23,6 +23,10 @@ app.add_typer(evidence.app, name="evidence")
 app.add_typer(schema.app, name="schema")
 app.add_typer(destinations.app, name="destinations")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(server.tenants, name="tenants")
+app.add_typer(server.collectors, name="collectors")
+app.add_typer(server.tokens, name="tokens")
+app.command("serve")(server.serve)
 
 
 def _version(value: bool) -> None:

@@ -145,6 +145,66 @@ _CLAIM_INDEXES = [
 ]
 MIGRATIONS.append((2, _CLAIM_INDEXES, _CLAIM_INDEXES))
 
+
+# 3: the ingest server: tenants, collectors, API tokens, each tenant's chained
+# event store with its ledger state, and the replay guard shared by every process.
+def _server_tables(blob: str, real: str, bigint: str) -> list[str]:
+    return [
+        f"""CREATE TABLE tenants (
+            id TEXT PRIMARY KEY,
+            created_at {real} NOT NULL
+        )""",
+        f"""CREATE TABLE ledgers (
+            tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),
+            seq {bigint} NOT NULL,
+            state {blob}
+        )""",
+        f"""CREATE TABLE collectors (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants (id),
+            key_type TEXT NOT NULL,
+            public_key TEXT,
+            secret_enc {blob},
+            scope TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            created_at {real} NOT NULL
+        )""",
+        f"""CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants (id),
+            role TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at {real} NOT NULL
+        )""",
+        f"""CREATE TABLE events (
+            tenant_id TEXT NOT NULL REFERENCES tenants (id),
+            seq {bigint} NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            severity TEXT,
+            time TEXT NOT NULL,
+            body {blob} NOT NULL,
+            received_at {real} NOT NULL,
+            PRIMARY KEY (tenant_id, seq),
+            UNIQUE (tenant_id, event_id)
+        )""",
+        "CREATE INDEX events_type ON events (tenant_id, event_type, seq)",
+        f"""CREATE TABLE replay_guard (
+            key TEXT PRIMARY KEY,
+            expires_at {real} NOT NULL
+        )""",
+        "CREATE INDEX replay_guard_expiry ON replay_guard (expires_at)",
+    ]
+
+
+MIGRATIONS.append(
+    (
+        3,
+        _server_tables("BLOB", "REAL", "INTEGER"),
+        _server_tables("BYTEA", "DOUBLE PRECISION", "BIGINT"),
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]
 
 # One statement per kind of due row: expired leases first (their worker died), then

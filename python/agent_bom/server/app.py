@@ -1,0 +1,269 @@
+"""The FastAPI app: signed ingest for collectors, token-scoped reads for people.
+
+The tenant always comes from the credential: a collector's key or an API
+token. No route takes a tenant from the path, the query or the body.
+"""
+
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from agent_bom import __version__
+from agent_bom import evidence as ev
+from agent_bom.errors import AgentBomError, SignatureInvalid
+from agent_bom.outbox import OutboxStore
+from agent_bom.server.ingest import BadBody, ingest, split_body
+from agent_bom.server.keys import ServerKey
+from agent_bom.server.store import EventStore, StoredEvent
+from agent_bom.signing import DEFAULT_TOLERANCE, verify
+
+__all__ = ["ServerConfig", "create_app"]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    max_body_bytes: int = 8 << 20
+    max_events: int = 10_000
+    tolerance: int = DEFAULT_TOLERANCE
+    checkpoint_every: int = 1000
+    redact_rules: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    role: str
+    token_id: str
+
+
+def _problem(status: int, detail: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=detail)
+
+
+def create_app(
+    store: OutboxStore,
+    *,
+    config: ServerConfig | None = None,
+    server_key: ServerKey | None = None,
+) -> FastAPI:
+    cfg = config or ServerConfig()
+    events = EventStore(store, checkpoint_every=cfg.checkpoint_every)
+    app = FastAPI(
+        title="agent-bom",
+        version=__version__,
+        description="Authenticated, tenant-isolated, chained security evidence ingestion.",
+    )
+    app.state.events = events
+
+    def principal(
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Principal:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise _problem(401, "send an API token as 'Authorization: Bearer abt_…'")
+        found = events.token(authorization.removeprefix("Bearer ").strip())
+        if found is None:
+            raise _problem(401, "unknown API token")
+        token_id, tenant, role = found
+        return Principal(tenant, role, token_id)
+
+    Auth = Annotated[Principal, Depends(principal)]
+
+    @app.get("/healthz", include_in_schema=True)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> dict[str, str]:
+        try:
+            events.tenants()
+        except Exception as e:  # the database is the only dependency
+            raise _problem(503, f"database not ready: {type(e).__name__}") from None
+        return {"status": "ready"}
+
+    @app.post("/v1/events")
+    async def post_events(
+        request: Request,
+        x_agent_bom_collector: Annotated[str | None, Header()] = None,
+        content_type: Annotated[str, Header()] = "application/json",
+    ) -> JSONResponse:
+        """Ingest a batch (JSON array or NDJSON) signed per Standard Webhooks by a collector."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cfg.max_body_bytes:
+            raise _problem(413, f"body over the {cfg.max_body_bytes} byte limit")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cfg.max_body_bytes:
+                raise _problem(413, f"body over the {cfg.max_body_bytes} byte limit")
+        if not x_agent_bom_collector:
+            raise _problem(401, "missing x-agent-bom-collector header (the collector id)")
+        collector = await asyncio.to_thread(events.collector, x_agent_bom_collector)
+        if collector is None or not collector.enabled:
+            raise _problem(401, "unknown or disabled collector")
+        if collector.key_type == "ed25519":
+            keys = [collector.public_key or ""]
+        else:
+            if server_key is None or collector.secret_enc is None:
+                raise _problem(500, "server key not configured for HMAC collectors")
+            keys = [server_key.open(collector.id, collector.secret_enc)]
+        try:
+            await asyncio.to_thread(
+                verify,
+                request.headers,
+                bytes(body),
+                keys,
+                cfg.tolerance,
+                replay_guard=_CollectorReplay(events, collector.id),
+            )
+        except SignatureInvalid as e:
+            raise _problem(401, str(e)) from None
+        try:
+            raw = split_body(bytes(body), content_type)
+        except BadBody as e:
+            raise _problem(400, str(e)) from None
+        if len(raw) > cfg.max_events:
+            raise _problem(413, f"{len(raw)} events in one batch; the limit is {cfg.max_events}")
+        result = await asyncio.to_thread(
+            ingest, events, collector, raw, redact_rules=cfg.redact_rules
+        )
+        rejected = result.count("rejected")
+        status = 200 if not rejected else (207 if rejected < len(result.events) else 400)
+        if rejected and all(e.code == "FORBIDDEN" for e in result.events if e.status == "rejected"):
+            status = 403 if rejected == len(result.events) else 207
+        return JSONResponse(result.to_dict(), status_code=status)
+
+    @app.get("/v1/events")
+    def list_events(
+        who: Auth,
+        type: Annotated[list[str] | None, Query()] = None,
+        severity: Annotated[str | None, Query(pattern="^(info|low|medium|high|critical)$")] = None,
+        since: Annotated[str | None, Query(max_length=64)] = None,
+        cursor: Annotated[int, Query(ge=-1)] = -1,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """The tenant's events in chain order; pass `next_cursor` back as `cursor`."""
+        found = events.events(
+            who.tenant_id,
+            after_seq=cursor,
+            limit=limit,
+            event_types=type or (),
+            min_severity=severity,
+            since=since,
+        )
+        return {
+            "events": [orjson.loads(e.body) for e in found],
+            "next_cursor": found[-1].seq if len(found) == limit else None,
+        }
+
+    @app.get("/v1/events/{event_id}")
+    def get_event(who: Auth, event_id: str) -> Response:
+        found = events.event(who.tenant_id, event_id)
+        if found is None:
+            raise _problem(404, f"no event {event_id!r}")
+        return Response(found.body, media_type="application/cloudevents+json")
+
+    @app.get("/v1/findings")
+    def findings(
+        who: Auth,
+        cursor: Annotated[int, Query(ge=-1)] = -1,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        found = events.events(
+            who.tenant_id,
+            after_seq=cursor,
+            limit=limit,
+            event_types=("finding.created", "finding.updated"),
+        )
+        return {
+            "findings": [orjson.loads(e.body)["data"] for e in found],
+            "next_cursor": found[-1].seq if len(found) == limit else None,
+        }
+
+    def _export(tenant: str) -> Iterator[bytes]:
+        after = -1
+        while True:
+            page = events.events(tenant, after_seq=after, limit=1000)
+            if not page:
+                return
+            yield b"".join(e.body + b"\n" for e in page)
+            after = page[-1].seq
+
+    @app.get("/v1/audit/export")
+    def audit_export(who: Auth, seal: bool = True) -> StreamingResponse:
+        """The tenant's chain as NDJSON that `agent-bom evidence verify` checks offline."""
+        if seal:
+            events.seal(who.tenant_id)
+        return StreamingResponse(_export(who.tenant_id), media_type="application/x-ndjson")
+
+    @app.get("/v1/audit/verify")
+    def audit_verify(who: Auth) -> dict[str, Any]:
+        """The core verifier over the tenant's chain as stored."""
+        data = b"".join(_export(who.tenant_id))
+        import io
+
+        report = ev.verify(io.BytesIO(data))
+        return report.to_dict()
+
+    @app.get("/v1/posture/stream")
+    async def posture_stream(
+        who: Auth,
+        request: Request,
+        channels: str | None = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        """Server-sent events of the tenant's records; `Last-Event-ID` resumes after a seq."""
+        wanted = {c.strip() for c in channels.split(",")} if channels else set()
+        try:
+            after = int(last_event_id) if last_event_id else -1
+        except ValueError:
+            raise _problem(
+                400, "Last-Event-ID must be the seq of the last event received"
+            ) from None
+
+        async def gen() -> AsyncIterator[bytes]:
+            nonlocal after
+            last_beat = time.monotonic()
+            while not await request.is_disconnected():
+                page: list[StoredEvent] = await asyncio.to_thread(
+                    events.events, who.tenant_id, after_seq=after, limit=500
+                )
+                for e in page:
+                    after = e.seq
+                    channel = e.event_type.split(".", 1)[0]
+                    if wanted and channel not in wanted and e.event_type not in wanted:
+                        continue
+                    yield b"id: %d\nevent: %s\ndata: %s\n\n" % (
+                        e.seq,
+                        e.event_type.encode(),
+                        e.body,
+                    )
+                if not page:
+                    if time.monotonic() - last_beat > 15:
+                        last_beat = time.monotonic()
+                        yield b": heartbeat\n\n"
+                    await asyncio.sleep(0.25)
+
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    @app.exception_handler(AgentBomError)
+    async def agent_bom_error(_: Request, exc: AgentBomError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    return app
+
+
+class _CollectorReplay:
+    """The database replay guard, keyed per collector."""
+
+    def __init__(self, events: EventStore, collector_id: str) -> None:
+        self._events, self._prefix = events, collector_id + ":"
+
+    def claim(self, msg_id: str, *, now: float, keep_for: float) -> bool:
+        return self._events.claim(self._prefix + msg_id, now=now, keep_for=keep_for)

@@ -1,0 +1,159 @@
+"""From a collector's batch to stored, chained events: validate, authorize, redact, append.
+
+Each event gets its own verdict; a bad event never stops the good ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agent_bom.envelope import check_envelope
+from agent_bom.redaction import load_redactor
+from agent_bom.server.store import Collector, EventStore
+
+__all__ = ["EventResult", "IngestResult", "ingest", "split_body"]
+
+
+@dataclass(frozen=True)
+class EventResult:
+    index: int
+    status: str  # accepted | duplicate | rejected
+    event_id: str | None = None
+    seq: int | None = None
+    code: str | None = None  # for rejected: INVALID_EVENT, FORBIDDEN, MALFORMED_JSON, …
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class IngestResult:
+    events: list[EventResult] = field(default_factory=list)
+    redactions_by_rule: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(e.status == status for e in self.events)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.count("accepted"),
+            "duplicates": self.count("duplicate"),
+            "rejected": self.count("rejected"),
+            "events": [e.to_dict() for e in self.events],
+        }
+
+
+class BadBody(ValueError):
+    """The request body is not a JSON array or NDJSON of objects."""
+
+
+def split_body(body: bytes, content_type: str) -> list[bytes | None]:
+    """One raw JSON text per event (None for a line that is not JSON): a JSON array
+    or NDJSON. A JSON array that does not parse is a 400 naming where."""
+    stripped = body.lstrip()
+    if stripped.startswith(b"[") and "ndjson" not in content_type:
+        try:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise BadBody(f"body is not valid JSON: {e}") from None
+        if not isinstance(items, list):
+            raise BadBody("body must be a JSON array of events or NDJSON")
+        return [orjson.dumps(item) for item in items]
+    return [line for line in body.split(b"\n") if line.strip()]
+
+
+def _scope_values(event: dict[str, Any]) -> dict[str, str | None]:
+    payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
+    repo = payload.get("repository") if isinstance(payload, dict) else None
+    for ref in event.get("entity_refs") or []:
+        if isinstance(ref, dict) and ref.get("kind") == "repo":
+            repo = repo or ref.get("id")
+    return {
+        "event_types": event.get("event_type"),
+        "connectors": payload.get("connector") if isinstance(payload, dict) else None,
+        "repos": repo if isinstance(repo, str) else None,
+        "environments": payload.get("environment") if isinstance(payload, dict) else None,
+    }
+
+
+_SCOPE_NAMES = {
+    "event_types": "event type",
+    "connectors": "connector",
+    "repos": "repository",
+    "environments": "environment",
+}
+
+
+def ingest(
+    store: EventStore,
+    collector: Collector,
+    raw_events: Sequence[bytes | None],
+    *,
+    redact_rules: str | None = None,
+) -> IngestResult:
+    """Validate (contracts), authorize (collector scope, tenant), then redact, chain and
+    store the rest in one transaction with their outbox rows."""
+    tenant = collector.tenant_id
+    verdicts: list[EventResult | None] = []
+    passing: list[bytes] = []
+    for i, raw in enumerate(raw_events):
+        try:
+            event = orjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError as e:
+            verdicts.append(EventResult(i, "rejected", code="MALFORMED_JSON", reason=f"{e}"))
+            continue
+        if not isinstance(event, dict):
+            verdicts.append(
+                EventResult(i, "rejected", code="INVALID_EVENT", reason="an event is a JSON object")
+            )
+            continue
+        claimed = event.get("tenant_id", tenant)
+        if claimed != tenant:
+            verdicts.append(
+                EventResult(
+                    i,
+                    "rejected",
+                    code="FORBIDDEN",
+                    reason=f"tenant_id {claimed!r} is not this collector's tenant; "
+                    "leave tenant_id out (it comes from the credential)",
+                )
+            )
+            continue
+        event["tenant_id"] = tenant
+        problems = check_envelope(event)
+        if problems:
+            verdicts.append(
+                EventResult(
+                    i, "rejected", code="INVALID_EVENT", reason="; ".join(map(str, problems[:5]))
+                )
+            )
+            continue
+        denied = [
+            f"{_SCOPE_NAMES[k]} {v!r} is outside collector {collector.id}'s scope"
+            for k, v in _scope_values(event).items()
+            if not collector.allows(k, v)
+        ]
+        if denied:
+            verdicts.append(EventResult(i, "rejected", code="FORBIDDEN", reason="; ".join(denied)))
+            continue
+        verdicts.append(None)
+        passing.append(orjson.dumps(event))
+    result = IngestResult()
+    if passing:
+        stored, result.redactions_by_rule = store.append(
+            tenant, passing, redactor=load_redactor("mask", None, redact_rules)
+        )
+        it = iter(stored)
+        for i, v in enumerate(verdicts):
+            if v is None:
+                status, a, b = next(it)
+                if status == "rejected":
+                    verdicts[i] = EventResult(i, "rejected", code=str(a), reason=str(b))
+                else:
+                    verdicts[i] = EventResult(i, status, event_id=str(a), seq=b)
+    result.events = [v for v in verdicts if v is not None]
+    return result

@@ -1,0 +1,392 @@
+"""The tenant-isolated event store: tenants, credentials, and each tenant's chain.
+
+It shares the outbox's database and transactions, so an accepted event, its
+chain state and its outbox rows commit together or not at all. Every query
+takes the tenant explicitly; nothing here reads a tenant from a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agent_bom._core import Ledger
+from agent_bom.errors import ConfigError
+from agent_bom.outbox import OutboxStore
+from agent_bom.outbox.model import OutboundEvent
+from agent_bom.outbox.store import Cursor
+
+__all__ = ["ROLES", "Collector", "EventStore", "StoredEvent", "Tenant", "stream_id_of"]
+
+ROLES = ("viewer", "admin")
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SCOPE_KEYS = ("event_types", "connectors", "repos", "environments")
+
+
+def stream_id_of(tenant_id: str) -> str:
+    """The chain a tenant's events live in (one per tenant)."""
+    return f"agent-bom.tenant.{tenant_id}"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Collector:
+    id: str
+    tenant_id: str
+    key_type: str  # "hmac" | "ed25519"
+    public_key: str | None
+    secret_enc: bytes | None
+    scope: dict[str, list[str]] = field(default_factory=dict)
+    enabled: bool = True
+
+    def allows(self, kind: str, value: str | None) -> bool:
+        allowed = self.scope.get(kind) or []
+        return not allowed or (value is not None and value in allowed)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    event_id: str
+    event_type: str
+    severity: str | None
+    time: str
+    body: bytes
+
+
+class EventStore:
+    """Wraps an ``OutboxStore`` (same database, same transactions)."""
+
+    def __init__(self, store: OutboxStore, *, checkpoint_every: int = 1000) -> None:
+        self.db = store
+        self.checkpoint_every = checkpoint_every
+
+    # -- tenants and credentials ---------------------------------------------------------
+
+    def add_tenant(self, tenant_id: str) -> Tenant:
+        if not _TENANT.match(tenant_id):
+            raise ConfigError(
+                f"tenant id {tenant_id!r} must match {_TENANT.pattern} (letters, digits, . _ -)"
+            )
+        now = time.time()
+        with self.db.transaction() as cur:
+            cur.execute("SELECT id FROM tenants WHERE id = ?", (tenant_id,))
+            if cur.fetchone() is not None:
+                raise ConfigError(f"tenant {tenant_id!r} already exists")
+            cur.execute("INSERT INTO tenants (id, created_at) VALUES (?, ?)", (tenant_id, now))
+            cur.execute(
+                "INSERT INTO ledgers (tenant_id, seq, state) VALUES (?, ?, ?)",
+                (tenant_id, 0, None),
+            )
+            self.db._audit(cur, tenant_id, "cli", "tenant.added", tenant_id, {})
+        return Tenant(tenant_id, now)
+
+    def tenants(self) -> list[Tenant]:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT id, created_at FROM tenants ORDER BY id")
+            return [Tenant(r[0], float(r[1])) for r in cur.fetchall()]
+
+    def require_tenant(self, cur: Cursor, tenant_id: str) -> None:
+        cur.execute("SELECT id FROM tenants WHERE id = ?", (tenant_id,))
+        if cur.fetchone() is None:
+            raise ConfigError(
+                f"no tenant {tenant_id!r}; add it first with `agent-bom tenants add {tenant_id}`"
+            )
+
+    def add_collector(
+        self,
+        tenant_id: str,
+        *,
+        key_type: str,
+        public_key: str | None,
+        secret_enc: bytes | None,
+        scope: dict[str, list[str]],
+    ) -> Collector:
+        collector = Collector(
+            id="col_" + secrets.token_hex(8),
+            tenant_id=tenant_id,
+            key_type=key_type,
+            public_key=public_key,
+            secret_enc=secret_enc,
+            scope={k: sorted(set(v)) for k, v in scope.items() if v},
+        )
+        with self.db.transaction() as cur:
+            self.require_tenant(cur, tenant_id)
+            cur.execute(
+                "INSERT INTO collectors (id, tenant_id, key_type, public_key, secret_enc, scope, "
+                "enabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    collector.id,
+                    tenant_id,
+                    key_type,
+                    public_key,
+                    secret_enc,
+                    orjson.dumps(collector.scope).decode(),
+                    1,
+                    time.time(),
+                ),
+            )
+            self.db._audit(
+                cur, tenant_id, "cli", "collector.added", collector.id, {"scope": collector.scope}
+            )
+        return collector
+
+    def collector(self, collector_id: str) -> Collector | None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT id, tenant_id, key_type, public_key, secret_enc, scope, enabled "
+                "FROM collectors WHERE id = ?",
+                (collector_id,),
+            )
+            r = cur.fetchone()
+        if r is None:
+            return None
+        return Collector(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            None if r[4] is None else bytes(r[4]),
+            orjson.loads(r[5]),
+            bool(r[6]),
+        )
+
+    def add_token(self, tenant_id: str, role: str) -> tuple[str, str]:
+        """A new API token (returned once; only its hash is stored) and its id."""
+        if role not in ROLES:
+            raise ConfigError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        token = "abt_" + secrets.token_urlsafe(32)
+        token_id = "tok_" + secrets.token_hex(6)
+        with self.db.transaction() as cur:
+            self.require_tenant(cur, tenant_id)
+            cur.execute(
+                "INSERT INTO api_tokens (id, tenant_id, role, token_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (token_id, tenant_id, role, token_hash(token), time.time()),
+            )
+            self.db._audit(cur, tenant_id, "cli", "token.added", token_id, {"role": role})
+        return token, token_id
+
+    def token(self, token: str) -> tuple[str, str, str] | None:
+        """(token id, tenant, role) of a presented token, or None."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT id, tenant_id, role, token_hash FROM api_tokens WHERE token_hash = ?",
+                (token_hash(token),),
+            )
+            r = cur.fetchone()
+        if r is None or not secrets.compare_digest(r[3], token_hash(token)):
+            return None
+        return r[0], r[1], r[2]
+
+    # -- the replay guard every process shares --------------------------------------------
+
+    def claim(self, msg_id: str, *, now: float, keep_for: float) -> bool:
+        """``ReplayStore`` over the database: True the first time an id is seen."""
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM replay_guard WHERE expires_at < ?", (now,))
+            cur.execute(
+                "INSERT INTO replay_guard (key, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (msg_id, now + keep_for),
+            )
+            return cur.rowcount == 1
+
+    # -- the chain ------------------------------------------------------------------------
+
+    def append(
+        self,
+        tenant_id: str,
+        events: Sequence[bytes],
+        *,
+        redactor: Any,
+        validate: Any = None,
+    ) -> tuple[list[tuple[str, Any, Any]], dict[str, int]]:
+        """Prepare (core), drop duplicates, chain and insert ``events`` for ``tenant_id``
+        in one transaction with their outbox rows.
+
+        Returns one result per input, ``("accepted", event_id, seq)``,
+        ``("duplicate", event_id, None)`` or ``("rejected", code, reason)``, and the
+        redactions per rule."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT state FROM ledgers WHERE tenant_id = ?" + self.db._for_update, (tenant_id,)
+            )
+            r = cur.fetchone()
+            if r is None:
+                raise ConfigError(f"no tenant {tenant_id!r}")
+            ledger = Ledger(
+                stream_id_of(tenant_id),
+                tenant_id=tenant_id,
+                source="urn:agent-bom:ingest",
+                checkpoint_every=self.checkpoint_every,
+                state=None if r[0] is None else bytes(r[0]),
+                redactor=redactor,
+            )
+            prepared = ledger.prepare(list(events))
+            results = prepared.results()
+            ids = [res[1] for res in results if res[0] == "event"]
+            existing: set[str] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                cur.execute(
+                    "SELECT event_id FROM events WHERE tenant_id = ? AND event_id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    (tenant_id, *chunk),
+                )
+                existing.update(row[0] for row in cur.fetchall())
+            keep: list[bool] = []
+            out: list[tuple[str, Any, Any]] = []
+            seen: set[str] = set()
+            for kind, a, b in results:
+                if kind != "event":
+                    keep.append(False)
+                    out.append(("rejected", a, b))
+                elif a in existing or a in seen:
+                    keep.append(False)
+                    out.append(("duplicate", a, None))
+                else:
+                    seen.add(str(a))
+                    keep.append(True)
+                    out.append(("accepted", a, None))
+            records = ledger.append(prepared, keep)
+            now = time.time()
+            rows, outbound, seq_of = [], [], {}
+            for line in records.splitlines():
+                ce = orjson.loads(line)
+                rows.append(
+                    (
+                        tenant_id,
+                        ce["seq"],
+                        ce["id"],
+                        ce["data"]["event_type"],
+                        ce.get("severity"),
+                        ce["time"],
+                        line,
+                        now,
+                    )
+                )
+                seq_of[ce["id"]] = ce["seq"]
+                outbound.append(
+                    OutboundEvent(
+                        tenant_id, ce["id"], ce["data"]["event_type"], ce.get("severity"), line
+                    )
+                )
+            if rows:
+                cur.executemany(
+                    "INSERT INTO events (tenant_id, seq, event_id, event_type, severity, time, "
+                    "body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                cur.execute(
+                    "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
+                    (ledger.seq, ledger.state(), tenant_id),
+                )
+                self.db.enqueue_in(cur, outbound, now=now)
+        final = [(k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out]
+        return final, prepared.redactions_by_rule()
+
+    def seal(self, tenant_id: str) -> int:
+        """Checkpoint the records since the last checkpoint; returns the records written."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT state FROM ledgers WHERE tenant_id = ?" + self.db._for_update, (tenant_id,)
+            )
+            r = cur.fetchone()
+            if r is None or r[0] is None:
+                return 0
+            ledger = Ledger(
+                stream_id_of(tenant_id),
+                tenant_id=tenant_id,
+                source="urn:agent-bom:ingest",
+                checkpoint_every=self.checkpoint_every,
+                state=bytes(r[0]),
+            )
+            records = ledger.seal()
+            if not records:
+                return 0
+            ce = orjson.loads(records)
+            cur.execute(
+                "INSERT INTO events (tenant_id, seq, event_id, event_type, severity, time, body, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant_id,
+                    ce["seq"],
+                    ce["id"],
+                    ce["data"]["event_type"],
+                    None,
+                    ce["time"],
+                    records.rstrip(b"\n"),
+                    time.time(),
+                ),
+            )
+            cur.execute(
+                "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
+                (ledger.seq, ledger.state(), tenant_id),
+            )
+            return 1
+
+    # -- reads (always by tenant) -----------------------------------------------------------
+
+    def events(
+        self,
+        tenant_id: str,
+        *,
+        after_seq: int = -1,
+        limit: int = 100,
+        event_types: Sequence[str] = (),
+        min_severity: str | None = None,
+        since: str | None = None,
+        include_checkpoints: bool = True,
+    ) -> list[StoredEvent]:
+        where, params = ["tenant_id = ?", "seq > ?"], [tenant_id, after_seq]
+        if event_types:
+            where.append(f"event_type IN ({', '.join('?' * len(event_types))})")
+            params.extend(event_types)
+        elif not include_checkpoints:
+            where.append("event_type <> ?")
+            params.append("evidence.checkpoint")
+        if min_severity is not None:
+            from agent_bom.outbox.model import SEVERITIES
+
+            allowed = SEVERITIES[SEVERITIES.index(min_severity) :]
+            where.append(f"severity IN ({', '.join('?' * len(allowed))})")
+            params.extend(allowed)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT seq, event_id, event_type, severity, time, body FROM events "
+                f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+                (*params, limit),
+            )
+            return [
+                StoredEvent(int(r[0]), r[1], r[2], r[3], r[4], bytes(r[5])) for r in cur.fetchall()
+            ]
+
+    def event(self, tenant_id: str, event_id: str) -> StoredEvent | None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT seq, event_id, event_type, severity, time, body FROM events "
+                "WHERE tenant_id = ? AND event_id = ?",
+                (tenant_id, event_id),
+            )
+            r = cur.fetchone()
+        return None if r is None else StoredEvent(int(r[0]), r[1], r[2], r[3], r[4], bytes(r[5]))
