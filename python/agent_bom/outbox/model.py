@@ -173,6 +173,7 @@ class OutboxRow:
             "status": str(self.status),
             "attempts": self.attempts,
             "next_attempt_at": self.next_attempt_at,
+            "next_trigger": self.next_trigger,
             "lease_owner": self.lease_owner,
             "lease_expires_at": self.lease_expires_at,
             "last_status": self.last_status,

@@ -4,7 +4,6 @@ The tenant always comes from the credential: a collector's key or an API
 token. No route takes a tenant from the path, the query or the body.
 """
 
-
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,8 +18,11 @@ from agent_bom import __version__
 from agent_bom import evidence as ev
 from agent_bom.errors import AgentBomError, SignatureInvalid
 from agent_bom.outbox import OutboxStore
+from agent_bom.redaction import load_redactor
 from agent_bom.server.ingest import BadBody, ingest, split_body
 from agent_bom.server.keys import ServerKey
+from agent_bom.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from agent_bom.server.scans import check_scan_signature, scan_finding
 from agent_bom.server.store import EventStore, StoredEvent
 from agent_bom.signing import DEFAULT_TOLERANCE, verify
 
@@ -54,13 +56,41 @@ def create_app(
     server_key: ServerKey | None = None,
 ) -> FastAPI:
     cfg = config or ServerConfig()
-    events = EventStore(store, checkpoint_every=cfg.checkpoint_every)
+    redactor = load_redactor("mask", None, cfg.redact_rules)
+    events = EventStore(store, checkpoint_every=cfg.checkpoint_every, redactor=redactor)
+    metrics = Metrics(store)
     app = FastAPI(
         title="agent-bom",
         version=__version__,
         description="Authenticated, tenant-isolated, chained security evidence ingestion.",
     )
     app.state.events = events
+
+    @app.middleware("http")
+    async def audit_trail(request: Request, call_next: Any) -> Response:
+        """Every authenticated mutating request is chained into its tenant's stream
+        before the response leaves; if that fails, the client gets a 500."""
+        response: Response = await call_next(request)
+        record = getattr(request.state, "audit", None)
+        if record is not None:
+            tenant, actor, action, summary = record
+            try:
+                await asyncio.to_thread(
+                    events.append_audit,
+                    tenant,
+                    actor=actor,
+                    action=action,
+                    outcome=response.status_code,
+                    summary=summary,
+                    at=_now(),
+                )
+            except Exception:
+                metrics.store_failures.inc()
+                return JSONResponse(
+                    {"detail": "the audit record could not be written; retry the request"},
+                    status_code=500,
+                )
+        return response
 
     def principal(
         authorization: Annotated[str | None, Header()] = None,
@@ -130,9 +160,18 @@ def create_app(
             raise _problem(400, str(e)) from None
         if len(raw) > cfg.max_events:
             raise _problem(413, f"{len(raw)} events in one batch; the limit is {cfg.max_events}")
-        result = await asyncio.to_thread(
-            ingest, events, collector, raw, redact_rules=cfg.redact_rules
+        request.state.audit = (
+            collector.tenant_id,
+            collector.id,
+            "events.ingest",
+            {"events": len(raw), "bytes": len(body)},
         )
+        try:
+            result = await asyncio.to_thread(ingest, events, collector, raw, redactor=redactor)
+        except Exception:
+            metrics.store_failures.inc()
+            raise
+        metrics.observe(result)
         rejected = result.count("rejected")
         status = 200 if not rejected else (207 if rejected < len(result.events) else 400)
         if rejected and all(e.code == "FORBIDDEN" for e in result.events if e.status == "rejected"):
@@ -252,6 +291,121 @@ def create_app(
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
+    def admin(who: Principal) -> Principal:
+        if who.role != "admin":
+            raise _problem(403, "this action needs an admin token")
+        return who
+
+    @app.get("/v1/posture/webhooks/outbox")
+    def outbox_rows(
+        who: Auth,
+        status: Annotated[
+            str | None, Query(pattern="^(pending|delivering|delivered|dead_letter)$")
+        ] = None,
+        cursor: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """The tenant's outbox rows (no bodies), oldest first."""
+        rows = store.list_rows(status=status, tenant_id=who.tenant_id, limit=limit, after_id=cursor)
+        return {
+            "rows": [r.to_dict() for r in rows],
+            "next_cursor": rows[-1].id if len(rows) == limit else None,
+        }
+
+    @app.get("/v1/posture/webhooks/outbox/stats")
+    def outbox_stats(who: Auth) -> dict[str, Any]:
+        return store.stats(who.tenant_id)
+
+    @app.get("/v1/posture/webhooks/outbox/dead-letters")
+    def outbox_dead_letters(
+        who: Auth, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        rows = store.list_rows(status="dead_letter", tenant_id=who.tenant_id, limit=limit)
+        return {
+            "rows": [
+                {**r.to_dict(), "attempts_log": [a.to_dict() for a in store.attempts(r.id)]}
+                for r in rows
+            ]
+        }
+
+    @app.post("/v1/posture/webhooks/outbox/{row_id}/retry")
+    def outbox_retry(who: Auth, row_id: int, request: Request) -> dict[str, Any]:
+        """Make a row due now (attempts reset, next attempt manual). Admin; audited."""
+        request.state.audit = (who.tenant_id, who.token_id, "outbox.retry", {"row_id": row_id})
+        admin(who)
+        rows = store.list_rows(tenant_id=who.tenant_id, after_id=row_id - 1, limit=1)
+        if not rows or rows[0].id != row_id:
+            raise _problem(404, f"no outbox row {row_id}")
+        return store.retry(row_id, actor=who.token_id).to_dict()
+
+    @app.post("/v1/webhooks/scan-results")
+    async def scan_results(
+        request: Request,
+        x_agent_bom_collector: Annotated[str | None, Header()] = None,
+        x_webhook_signature: Annotated[str | None, Header()] = None,
+        x_webhook_timestamp: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        """External scanners: `X-Webhook-Signature` = hex HMAC-SHA256 with the collector's
+        secret over `v2:{timestamp}:{scan_id}:{tool_name}:{sha256(raw body)}`."""
+        body = await request.body()
+        if len(body) > cfg.max_body_bytes:
+            raise _problem(413, f"body over the {cfg.max_body_bytes} byte limit")
+        collector = await asyncio.to_thread(events.collector, x_agent_bom_collector or "")
+        if collector is None or collector.key_type != "hmac" or collector.secret_enc is None:
+            raise _problem(401, "unknown collector, or not an HMAC collector")
+        if server_key is None:
+            raise _problem(500, "server key not configured for HMAC collectors")
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise _problem(400, f"body is not valid JSON: {e}") from None
+        if not isinstance(doc, dict) or not all(
+            isinstance(doc.get(k), str) and doc[k] for k in ("scan_id", "tool_name")
+        ):
+            raise _problem(400, "body must be an object with string scan_id and tool_name")
+        secret = server_key.open(collector.id, collector.secret_enc)
+        try:
+            stamp = check_scan_signature(
+                secret,
+                body,
+                doc["scan_id"],
+                doc["tool_name"],
+                x_webhook_signature,
+                x_webhook_timestamp,
+                tolerance=cfg.tolerance,
+            )
+        except SignatureInvalid as e:
+            raise _problem(401, str(e)) from None
+        first = await asyncio.to_thread(
+            events.claim,
+            f"{collector.id}:scan:{doc['scan_id']}:{stamp}",
+            now=time.time(),
+            keep_for=2 * cfg.tolerance,
+        )
+        if not first:
+            raise _problem(401, "this signed scan result was already accepted: replay")
+        findings = doc.get("findings") or []
+        if not isinstance(findings, list):
+            raise _problem(400, "findings must be a list")
+        raw = [
+            orjson.dumps(scan_finding(doc, f, i)) if isinstance(f, dict) else None
+            for i, f in enumerate(findings)
+        ]
+        request.state.audit = (
+            collector.tenant_id,
+            collector.id,
+            "scan_results.ingest",
+            {"scan_id": doc["scan_id"], "tool_name": doc["tool_name"], "findings": len(raw)},
+        )
+        result = await asyncio.to_thread(ingest, events, collector, raw, redactor=redactor)
+        metrics.observe(result)
+        status = 200 if not result.count("rejected") else 207
+        return JSONResponse(result.to_dict(), status_code=status)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @app.exception_handler(AgentBomError)
     async def agent_bom_error(_: Request, exc: AgentBomError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
@@ -267,3 +421,9 @@ class _CollectorReplay:
 
     def claim(self, msg_id: str, *, now: float, keep_for: float) -> bool:
         return self._events.claim(self._prefix + msg_id, now=now, keep_for=keep_for)
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

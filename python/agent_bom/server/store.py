@@ -26,6 +26,7 @@ from agent_bom.outbox.store import Cursor
 __all__ = ["ROLES", "Collector", "EventStore", "StoredEvent", "Tenant", "stream_id_of"]
 
 ROLES = ("viewer", "admin")
+AUDIT_TYPE = "dev.agent-bom.audit.action"  # custom type: the registry has no API-audit type
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SCOPE_KEYS = ("event_types", "connectors", "repos", "environments")
 
@@ -73,9 +74,12 @@ class StoredEvent:
 class EventStore:
     """Wraps an ``OutboxStore`` (same database, same transactions)."""
 
-    def __init__(self, store: OutboxStore, *, checkpoint_every: int = 1000) -> None:
+    def __init__(
+        self, store: OutboxStore, *, checkpoint_every: int = 1000, redactor: Any = None
+    ) -> None:
         self.db = store
         self.checkpoint_every = checkpoint_every
+        self.redactor = redactor
 
     # -- tenants and credentials ---------------------------------------------------------
 
@@ -301,6 +305,27 @@ class EventStore:
                 self.db.enqueue_in(cur, outbound, now=now)
         final = [(k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out]
         return final, prepared.redactions_by_rule()
+
+    def append_audit(
+        self,
+        tenant_id: str,
+        *,
+        actor: str,
+        action: str,
+        outcome: int,
+        summary: dict[str, Any],
+        at: str,
+    ) -> None:
+        """An audit record of one API action, chained into the tenant's stream."""
+        record = {
+            "event_type": AUDIT_TYPE,
+            "created_at": at,
+            "source": "urn:agent-bom:api",
+            "payload": {"actor": actor, "action": action, "outcome": outcome, "request": summary},
+        }
+        results, _ = self.append(tenant_id, [orjson.dumps(record)], redactor=self.redactor)
+        if results[0][0] == "rejected":
+            raise ConfigError(f"audit record rejected: {results[0][2]}")
 
     def seal(self, tenant_id: str) -> int:
         """Checkpoint the records since the last checkpoint; returns the records written."""
