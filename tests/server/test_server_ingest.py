@@ -216,3 +216,12 @@ def test_accepted_events_fan_out_to_the_outbox_in_the_same_transaction(
     assert len(rows) == 4  # high and critical only
     stored = {e.event_id: e.body for e in d.events.events("acme")}
     assert all(r.body == stored[r.event_id] for r in rows)
+
+
+def test_control_characters_in_ids_are_rejected_not_500(deployment: Deployment) -> None:
+    d = deployment
+    r = d.a.collector.post([{**finding(1), "event_id": "F-\x00-1"}, finding(2)])
+    assert r.status_code == 207
+    assert r.json()["events"][0]["reason"].startswith("$.event_id")
+    got = httpx.get(f"{d.url}/v1/events/F-%00-1", headers=d.a.auth)
+    assert got.status_code == 422

@@ -5,17 +5,19 @@ token. No route takes a tenant from the path, the query or the body.
 """
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent_bom import __version__
 from agent_bom import evidence as ev
+from agent_bom.envelope import epoch_millis
 from agent_bom.errors import AgentBomError, SignatureInvalid
 from agent_bom.outbox import OutboxStore
 from agent_bom.redaction import load_redactor
@@ -27,6 +29,9 @@ from agent_bom.server.store import EventStore, StoredEvent
 from agent_bom.signing import DEFAULT_TOLERANCE, verify
 
 __all__ = ["ServerConfig", "create_app"]
+
+MAX_ID = 2**62  # ids and cursors fit a signed 64-bit column
+_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -184,10 +189,14 @@ def create_app(
         type: Annotated[list[str] | None, Query()] = None,
         severity: Annotated[str | None, Query(pattern="^(info|low|medium|high|critical)$")] = None,
         since: Annotated[str | None, Query(max_length=64)] = None,
-        cursor: Annotated[int, Query(ge=-1)] = -1,
+        cursor: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """The tenant's events in chain order; pass `next_cursor` back as `cursor`."""
+        if type is not None and (len(type) > 50 or not all(_TYPE.match(t) for t in type)):
+            raise _problem(400, "type: up to 50 event types such as finding.created")
+        if since is not None and epoch_millis(since) is None:
+            raise _problem(400, "since must be an RFC 3339 time, e.g. 2026-05-01T00:00:00Z")
         found = events.events(
             who.tenant_id,
             after_seq=cursor,
@@ -202,7 +211,9 @@ def create_app(
         }
 
     @app.get("/v1/events/{event_id}")
-    def get_event(who: Auth, event_id: str) -> Response:
+    def get_event(
+        who: Auth, event_id: Annotated[str, Path(max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    ) -> Response:
         found = events.event(who.tenant_id, event_id)
         if found is None:
             raise _problem(404, f"no event {event_id!r}")
@@ -211,7 +222,7 @@ def create_app(
     @app.get("/v1/findings")
     def findings(
         who: Auth,
-        cursor: Annotated[int, Query(ge=-1)] = -1,
+        cursor: Annotated[int, Query(ge=-1, le=MAX_ID)] = -1,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         found = events.events(
@@ -302,7 +313,7 @@ def create_app(
         status: Annotated[
             str | None, Query(pattern="^(pending|delivering|delivered|dead_letter)$")
         ] = None,
-        cursor: Annotated[int, Query(ge=0)] = 0,
+        cursor: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """The tenant's outbox rows (no bodies), oldest first."""
@@ -329,7 +340,9 @@ def create_app(
         }
 
     @app.post("/v1/posture/webhooks/outbox/{row_id}/retry")
-    def outbox_retry(who: Auth, row_id: int, request: Request) -> dict[str, Any]:
+    def outbox_retry(
+        who: Auth, row_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request
+    ) -> dict[str, Any]:
         """Make a row due now (attempts reset, next attempt manual). Admin; audited."""
         request.state.audit = (who.tenant_id, who.token_id, "outbox.retry", {"row_id": row_id})
         admin(who)

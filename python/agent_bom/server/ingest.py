@@ -124,6 +124,19 @@ def ingest(
             )
             continue
         event["tenant_id"] = tenant
+        event_id = event.get("event_id")
+        if isinstance(event_id, str) and (
+            len(event_id) > 256 or any(ord(c) < 0x20 or c == "\x7f" for c in event_id)
+        ):
+            verdicts.append(
+                EventResult(
+                    i,
+                    "rejected",
+                    code="INVALID_EVENT",
+                    reason="$.event_id: at most 256 characters, no control characters",
+                )
+            )
+            continue
         # The id is derived by the core when the producer gave none.
         problems = check_envelope(event if "event_id" in event else {**event, "event_id": "x"})
         if problems:
