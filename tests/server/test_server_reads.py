@@ -147,6 +147,7 @@ def test_metrics_count_outcomes_and_the_outbox(deployment: Deployment) -> None:
     assert 'agent_bom_ingest_events_total{code="",outcome="accepted"} 1.0' in text
     assert 'agent_bom_ingest_events_total{code="",outcome="duplicate"} 1.0' in text
     assert 'outcome="rejected"' in text and "agent_bom_outbox_rows" in text
+    assert "agent_bom_ingest_lag_seconds_count 1.0" in text
 
 
 def test_scan_results_need_the_v2_signature_over_the_body(deployment: Deployment) -> None:

@@ -4,13 +4,14 @@ Each event gets its own verdict; a bad event never stops the good ones."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from agent_bom.envelope import check_envelope
+from agent_bom.envelope import check_envelope, epoch_millis
 from agent_bom.redaction import load_redactor
 from agent_bom.server.store import Collector, EventStore
 
@@ -34,6 +35,7 @@ class EventResult:
 class IngestResult:
     events: list[EventResult] = field(default_factory=list)
     redactions_by_rule: dict[str, int] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)  # seconds from event time to acceptance
 
     def count(self, status: str) -> int:
         return sum(e.status == status for e in self.events)
@@ -100,6 +102,7 @@ def ingest(
     tenant = collector.tenant_id
     verdicts: list[EventResult | None] = []
     passing: list[bytes] = []
+    created: list[str] = []
     for i, raw in enumerate(raw_events):
         try:
             event = orjson.loads(raw) if raw is not None else None
@@ -156,15 +159,20 @@ def ingest(
             continue
         verdicts.append(None)
         passing.append(orjson.dumps(event))
+        created.append(event["created_at"])
     result = IngestResult()
     if passing:
         stored, result.redactions_by_rule = store.append(
             tenant, passing, redactor=redactor if redactor is not None else load_redactor()
         )
-        it = iter(stored)
+        it, times = iter(stored), iter(created)
+        now = time.time()
         for i, v in enumerate(verdicts):
             if v is None:
                 status, a, b = next(it)
+                at = epoch_millis(next(times))
+                if status == "accepted" and at is not None:
+                    result.lags.append(now - at[0] / 1000)
                 if status == "rejected":
                     verdicts[i] = EventResult(i, "rejected", code=str(a), reason=str(b))
                 else:

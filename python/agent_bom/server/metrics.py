@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -58,11 +64,19 @@ class Metrics:
             "Requests that failed in the store (rolled back).",
             registry=self.registry,
         )
+        self.lag = Histogram(
+            "agent_bom_ingest_lag_seconds",
+            "From an event's created_at to its acceptance.",
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 21600, 86400, float("inf")),
+            registry=self.registry,
+        )
         self.registry.register(_OutboxCollector(store))
 
     def observe(self, result: IngestResult) -> None:
         for e in result.events:
             self.events.labels(e.status, e.code or "").inc()
+        for lag in result.lags:
+            self.lag.observe(max(lag, 0.0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
