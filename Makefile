@@ -25,14 +25,18 @@ run: $(PY)
 # Dev install: test/lint tools plus the extension built in place (release mode).
 develop: $(PY)
 	$(PY) -m pip install -q 'maturin>=1.7,<2'
-	$(BIN)/maturin develop --release --extras dev,postgres,server -q
+	$(BIN)/maturin develop --release --extras dev,postgres,server,kafka -q
 
-# Tests get a private PostgreSQL server (installed and started by scripts/postgres.sh,
-# left running for the next run); `&&` makes a failed start fail the target.
+# Tests get a private PostgreSQL server (installed and started by scripts/postgres.sh)
+# and a single-node Kafka broker (scripts/kafka.sh), both left running for the next
+# run; `&&` makes a failed start fail the target.
 test: develop
 	cargo test --lib --quiet
 	dsn="$$(scripts/postgres.sh start)" && \
-		AGENT_BOM_TEST_DATABASE_URL="$$(printf '%s\n' "$$dsn" | tail -n 1)" $(BIN)/pytest -q
+		kafka="$$(AGENT_BOM_KAFKA_PYTHON=$(PY) scripts/kafka.sh start)" && \
+		AGENT_BOM_TEST_DATABASE_URL="$$(printf '%s\n' "$$dsn" | tail -n 1)" \
+		AGENT_BOM_TEST_KAFKA_BOOTSTRAP="$$(printf '%s\n' "$$kafka" | tail -n 1)" \
+		$(BIN)/pytest -q
 
 bench: develop
 	$(PY) benches/bench_stream.py

@@ -200,3 +200,11 @@ def store(store_url: str) -> Iterator[OutboxStore]:
     s = open_store(store_url)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The test Kafka broker's bootstrap address (tests/kafka_broker.py); fails under CI=true."""
+    from kafka_broker import kafka_bootstrap as _kafka_bootstrap
+
+    return _kafka_bootstrap()
