@@ -44,6 +44,7 @@ bench: develop
 	$(PY) benches/bench_ocsf.py
 	$(PY) benches/redact_reference.py
 	$(PY) benches/bench_outbox.py
+	$(PY) benches/bench_server.py
 
 lint: develop
 	$(BIN)/ruff check python tests benches
