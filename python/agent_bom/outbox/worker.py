@@ -13,10 +13,9 @@ import random
 import secrets
 import socket
 import time
-from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent_bom.outbox.model import Claimed, Completion, Destination, OutboundEvent, OutboxRow
 from agent_bom.outbox.notices import dead_lettered
@@ -79,9 +78,8 @@ class OutboxWorker:
         self.owner = owner or _owner_id()
         self.rng = rng or random.Random()
         self.stats = WorkerStats()
-        self._semaphores: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.concurrency)
-        )
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._inflight_rows = 0
         self._done: list[Completion] = []
         self._stopping = False
         self._wake = asyncio.Event()
@@ -103,7 +101,7 @@ class OutboxWorker:
                 wake.clear()  # anything finishing from here on wakes the wait below
                 if self._done and (len(self._done) >= refill or len(inflight) < refill):
                     await self._flush()  # before claiming: a dead letter's notice may be due
-                free = self.batch - len(inflight)
+                free = self.batch - self._inflight_rows
                 claimed: list[Claimed] = []
                 if free >= refill or not inflight:
                     claimed = await asyncio.to_thread(
@@ -114,8 +112,8 @@ class OutboxWorker:
                         exclude_destinations=self.breaker.open_destinations(time.time()),
                     )
                     self.stats.claimed += len(claimed)
-                    for c in claimed:
-                        task = asyncio.create_task(self._deliver(c))
+                    for job in self._jobs(claimed):
+                        task = asyncio.create_task(job)
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
                         task.add_done_callback(lambda _: wake.set())
@@ -148,31 +146,64 @@ class OutboxWorker:
             applied = await asyncio.to_thread(self.store.finish, batch)
             self.stats.lost_leases += len(batch) - applied
 
-    async def _deliver(self, claimed: Claimed) -> None:
-        row, dest = claimed.row, claimed.destination
-        async with self._semaphores[dest.id]:
-            now = time.time()
-            if self._stopping:
-                self.stats.released += 1
-                self._done.append(Completion(row.id, self.owner, "release", now))
-                return
-            if self.breaker.is_open(dest.id, now):
-                self.stats.deferred += 1
-                self._done.append(
-                    Completion(
-                        row.id,
-                        self.owner,
-                        "defer",
-                        now,
-                        next_attempt_at=self.breaker.open_until(dest.id),
-                    )
-                )
-                return
-            connector = self.connectors.get(dest.kind)
-            if connector is None:
-                result = SendResult(error=f"no connector for destination kind {dest.kind!r}")
+    def _jobs(self, claimed: list[Claimed]) -> list[Coroutine[Any, Any, None]]:
+        """One send per row, or one per destination for connectors that send batches."""
+        jobs: list[Coroutine[Any, Any, None]] = []
+        groups: dict[str, list[Claimed]] = {}
+        for c in claimed:
+            connector = self.connectors.get(c.destination.kind)
+            if connector is not None and hasattr(connector, "send_batch"):
+                groups.setdefault(c.destination.id, []).append(c)
             else:
-                result = await connector.send(dest, row)
+                jobs.append(self._deliver([c]))
+        jobs.extend(self._deliver(group) for group in groups.values())
+        return jobs
+
+    async def _deliver(self, items: list[Claimed]) -> None:
+        dest = items[0].destination
+        self._inflight_rows += len(items)
+        try:
+            await self._deliver_held(items, dest)
+        finally:
+            self._inflight_rows -= len(items)
+
+    async def _deliver_held(self, items: list[Claimed], dest: Destination) -> None:
+        connector = self.connectors.get(dest.kind)
+        limit = getattr(connector, "concurrency", None) or self.concurrency
+        semaphore = self._semaphores.get(dest.id)
+        if semaphore is None:
+            semaphore = self._semaphores[dest.id] = asyncio.Semaphore(limit)
+        async with semaphore:
+            now = time.time()
+            if self._stopping or self.breaker.is_open(dest.id, now):
+                for c in items:
+                    if self._stopping:
+                        self.stats.released += 1
+                        self._done.append(Completion(c.row.id, self.owner, "release", now))
+                    else:
+                        self.stats.deferred += 1
+                        self._done.append(
+                            Completion(
+                                c.row.id,
+                                self.owner,
+                                "defer",
+                                now,
+                                next_attempt_at=self.breaker.open_until(dest.id),
+                            )
+                        )
+                return
+            rows = [c.row for c in items]
+            if connector is None:
+                error = SendResult(error=f"no connector for destination kind {dest.kind!r}")
+                results = [error] * len(rows)
+            elif len(rows) > 1 or hasattr(connector, "send_batch"):
+                results = await connector.send_batch(dest, rows)  # type: ignore[attr-defined]
+            else:
+                results = [await connector.send(dest, rows[0])]
+        for row, result in zip(rows, results, strict=True):
+            self._complete(row, dest, result)
+
+    def _complete(self, row: OutboxRow, dest: Destination, result: SendResult) -> None:
         now = time.time()
         decision = decide(result, row.attempts, self.policy, now, self.rng)
         if decision.destination_failure or result.ok:

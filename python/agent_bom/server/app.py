@@ -25,7 +25,7 @@ from agent_bom.server.ingest import BadBody, ingest, split_body
 from agent_bom.server.keys import ServerKey
 from agent_bom.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from agent_bom.server.scans import check_scan_signature, scan_finding
-from agent_bom.server.store import EventStore, StoredEvent
+from agent_bom.server.store import Collector, EventStore, StoredEvent
 from agent_bom.signing import DEFAULT_TOLERANCE, verify
 
 __all__ = ["ServerConfig", "create_app"]
@@ -64,38 +64,13 @@ def create_app(
     redactor = load_redactor("mask", None, cfg.redact_rules)
     events = EventStore(store, checkpoint_every=cfg.checkpoint_every, redactor=redactor)
     metrics = Metrics(store)
+    collectors = _CollectorCache(events)
     app = FastAPI(
         title="agent-bom",
         version=__version__,
         description="Authenticated, tenant-isolated, chained security evidence ingestion.",
     )
     app.state.events = events
-
-    @app.middleware("http")
-    async def audit_trail(request: Request, call_next: Any) -> Response:
-        """Every authenticated mutating request is chained into its tenant's stream
-        before the response leaves; if that fails, the client gets a 500."""
-        response: Response = await call_next(request)
-        record = getattr(request.state, "audit", None)
-        if record is not None:
-            tenant, actor, action, summary = record
-            try:
-                await asyncio.to_thread(
-                    events.append_audit,
-                    tenant,
-                    actor=actor,
-                    action=action,
-                    outcome=response.status_code,
-                    summary=summary,
-                    at=_now(),
-                )
-            except Exception:
-                metrics.store_failures.inc()
-                return JSONResponse(
-                    {"detail": "the audit record could not be written; retry the request"},
-                    status_code=500,
-                )
-        return response
 
     def principal(
         authorization: Annotated[str | None, Header()] = None,
@@ -127,7 +102,7 @@ def create_app(
         request: Request,
         x_agent_bom_collector: Annotated[str | None, Header()] = None,
         content_type: Annotated[str, Header()] = "application/json",
-    ) -> JSONResponse:
+    ) -> Response:
         """Ingest a batch (JSON array or NDJSON) signed per Standard Webhooks by a collector."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > cfg.max_body_bytes:
@@ -139,49 +114,65 @@ def create_app(
                 raise _problem(413, f"body over the {cfg.max_body_bytes} byte limit")
         if not x_agent_bom_collector:
             raise _problem(401, "missing x-agent-bom-collector header (the collector id)")
-        collector = await asyncio.to_thread(events.collector, x_agent_bom_collector)
-        if collector is None or not collector.enabled:
-            raise _problem(401, "unknown or disabled collector")
-        if collector.key_type == "ed25519":
-            keys = [collector.public_key or ""]
-        else:
-            if server_key is None or collector.secret_enc is None:
-                raise _problem(500, "server key not configured for HMAC collectors")
-            keys = [server_key.open(collector.id, collector.secret_enc)]
-        try:
-            await asyncio.to_thread(
-                verify,
-                request.headers,
-                bytes(body),
-                keys,
-                cfg.tolerance,
-                replay_guard=_CollectorReplay(events, collector.id),
+        data, headers, at = bytes(body), dict(request.headers), _now()
+
+        def work() -> tuple[int, dict[str, Any]]:
+            # One thread hop for the whole request: lookup, signature, split, ingest.
+            collector = collectors.get(x_agent_bom_collector)
+            if collector is None or not collector.enabled:
+                return 401, {"detail": "unknown or disabled collector"}
+            if collector.key_type == "ed25519":
+                keys = [collector.public_key or ""]
+            elif server_key is None or collector.secret_enc is None:
+                return 500, {"detail": "server key not configured for HMAC collectors"}
+            else:
+                keys = [server_key.open(collector.id, collector.secret_enc)]
+            try:
+                verify(
+                    headers,
+                    data,
+                    keys,
+                    cfg.tolerance,
+                    replay_guard=_CollectorReplay(events, collector.id),
+                )
+            except SignatureInvalid as e:
+                return 401, {"detail": str(e)}
+            # Authenticated from here on: every outcome is audited in the tenant's chain.
+            summary = {"events": 0, "bytes": len(data)}
+            try:
+                raw = split_body(data, content_type)
+                summary["events"] = len(raw)
+                if len(raw) > cfg.max_events:
+                    raise BadBody(f"{len(raw)} events in one batch; the limit is {cfg.max_events}")
+            except BadBody as e:
+                status = 413 if "the limit is" in str(e) else 400
+                events.append_audit(
+                    collector.tenant_id,
+                    actor=collector.id,
+                    action="events.ingest",
+                    outcome=status,
+                    summary=summary,
+                    at=at,
+                )
+                return status, {"detail": str(e)}
+            result = ingest(
+                events,
+                collector,
+                raw,
+                redactor=redactor,
+                audit=(collector.id, "events.ingest", summary, at),
             )
-        except SignatureInvalid as e:
-            raise _problem(401, str(e)) from None
+            metrics.observe(result)
+            return result.status, result.to_dict()
+
         try:
-            raw = split_body(bytes(body), content_type)
-        except BadBody as e:
-            raise _problem(400, str(e)) from None
-        if len(raw) > cfg.max_events:
-            raise _problem(413, f"{len(raw)} events in one batch; the limit is {cfg.max_events}")
-        request.state.audit = (
-            collector.tenant_id,
-            collector.id,
-            "events.ingest",
-            {"events": len(raw), "bytes": len(body)},
-        )
-        try:
-            result = await asyncio.to_thread(ingest, events, collector, raw, redactor=redactor)
+            status, payload = await asyncio.to_thread(work)
         except Exception:
             metrics.store_failures.inc()
             raise
-        metrics.observe(result)
-        rejected = result.count("rejected")
-        status = 200 if not rejected else (207 if rejected < len(result.events) else 400)
-        if rejected and all(e.code == "FORBIDDEN" for e in result.events if e.status == "rejected"):
-            status = 403 if rejected == len(result.events) else 207
-        return JSONResponse(result.to_dict(), status_code=status)
+        if status >= 400 and "detail" in payload:
+            raise _problem(status, payload["detail"])
+        return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
     @app.get("/v1/events")
     def list_events(
@@ -340,16 +331,30 @@ def create_app(
         }
 
     @app.post("/v1/posture/webhooks/outbox/{row_id}/retry")
-    def outbox_retry(
-        who: Auth, row_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request
-    ) -> dict[str, Any]:
+    def outbox_retry(who: Auth, row_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
         """Make a row due now (attempts reset, next attempt manual). Admin; audited."""
-        request.state.audit = (who.tenant_id, who.token_id, "outbox.retry", {"row_id": row_id})
-        admin(who)
-        rows = store.list_rows(tenant_id=who.tenant_id, after_id=row_id - 1, limit=1)
-        if not rows or rows[0].id != row_id:
-            raise _problem(404, f"no outbox row {row_id}")
-        return store.retry(row_id, actor=who.token_id).to_dict()
+        outcome = 500
+        try:
+            admin(who)
+            rows = store.list_rows(tenant_id=who.tenant_id, after_id=row_id - 1, limit=1)
+            if not rows or rows[0].id != row_id:
+                raise _problem(404, f"no outbox row {row_id}")
+            row = store.retry(row_id, actor=who.token_id).to_dict()
+            outcome = 200
+            return row
+        except HTTPException as e:
+            outcome = e.status_code
+            raise
+        finally:
+            # Chained before the response leaves; if this fails the client sees a 500.
+            events.append_audit(
+                who.tenant_id,
+                actor=who.token_id,
+                action="outbox.retry",
+                outcome=outcome,
+                summary={"row_id": row_id},
+                at=_now(),
+            )
 
     @app.post("/v1/webhooks/scan-results")
     async def scan_results(
@@ -399,18 +404,29 @@ def create_app(
             raise _problem(401, "this signed scan result was already accepted: replay")
         findings = doc.get("findings") or []
         if not isinstance(findings, list):
+            await asyncio.to_thread(
+                events.append_audit,
+                collector.tenant_id,
+                actor=collector.id,
+                action="scan_results.ingest",
+                outcome=400,
+                summary={"scan_id": doc["scan_id"], "tool_name": doc["tool_name"]},
+                at=_now(),
+            )
             raise _problem(400, "findings must be a list")
         raw = [
             orjson.dumps(scan_finding(doc, f, i)) if isinstance(f, dict) else None
             for i, f in enumerate(findings)
         ]
-        request.state.audit = (
-            collector.tenant_id,
-            collector.id,
-            "scan_results.ingest",
-            {"scan_id": doc["scan_id"], "tool_name": doc["tool_name"], "findings": len(raw)},
+        summary = {"scan_id": doc["scan_id"], "tool_name": doc["tool_name"], "findings": len(raw)}
+        result = await asyncio.to_thread(
+            ingest,
+            events,
+            collector,
+            raw,
+            redactor=redactor,
+            audit=(collector.id, "scan_results.ingest", summary, _now()),
         )
-        result = await asyncio.to_thread(ingest, events, collector, raw, redactor=redactor)
         metrics.observe(result)
         status = 200 if not result.count("rejected") else 207
         return JSONResponse(result.to_dict(), status_code=status)
@@ -440,3 +456,23 @@ def _now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _CollectorCache:
+    """Collectors read at most every few seconds per process: a disabled collector
+    stops being accepted within ``ttl`` seconds."""
+
+    def __init__(self, events: EventStore, ttl: float = 5.0) -> None:
+        self._events, self._ttl = events, ttl
+        self._cache: dict[str, tuple[float, Collector | None]] = {}
+
+    def get(self, collector_id: str) -> Collector | None:
+        now = time.monotonic()
+        hit = self._cache.get(collector_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        found = self._events.collector(collector_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[collector_id] = (now, found)
+        return found

@@ -13,7 +13,7 @@ import orjson
 
 from agent_bom.envelope import check_envelope, epoch_millis
 from agent_bom.redaction import load_redactor
-from agent_bom.server.store import Collector, EventStore
+from agent_bom.server.store import Collector, EventStore, audit_record
 
 __all__ = ["EventResult", "IngestResult", "ingest", "split_body"]
 
@@ -39,6 +39,16 @@ class IngestResult:
 
     def count(self, status: str) -> int:
         return sum(e.status == status for e in self.events)
+
+    @property
+    def status(self) -> int:
+        """200 all accepted or duplicate, 207 mixed, 403/400 all rejected."""
+        rejected = [e for e in self.events if e.status == "rejected"]
+        if not rejected:
+            return 200
+        if len(rejected) < len(self.events):
+            return 207
+        return 403 if all(e.code == "FORBIDDEN" for e in rejected) else 400
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,9 +106,12 @@ def ingest(
     raw_events: Sequence[bytes | None],
     *,
     redactor: Any = None,
+    audit: tuple[str, str, dict[str, Any], str] | None = None,
 ) -> IngestResult:
     """Validate (contracts), authorize (collector scope, tenant), then redact, chain and
-    store the rest in one transaction with their outbox rows."""
+    store the rest in one transaction with their outbox rows. ``audit`` = (actor,
+    action, request summary, time): the request's audit record, chained in the same
+    transaction with the outcome status."""
     tenant = collector.tenant_id
     verdicts: list[EventResult | None] = []
     passing: list[bytes] = []
@@ -161,21 +174,44 @@ def ingest(
         passing.append(orjson.dumps(event))
         created.append(event["created_at"])
     result = IngestResult()
+
+    def merged(stored: list[tuple[str, Any, Any]]) -> list[EventResult]:
+        it = iter(stored)
+        out: list[EventResult] = []
+        for i, v in enumerate(verdicts):
+            if v is not None:
+                out.append(v)
+                continue
+            status, a, b = next(it)
+            if status == "rejected":
+                out.append(EventResult(i, "rejected", code=str(a), reason=str(b)))
+            else:
+                out.append(EventResult(i, status, event_id=str(a), seq=b))
+        return out
+
+    def audit_of(stored: list[tuple[str, Any, Any]]) -> bytes:
+        assert audit is not None
+        actor, action, summary, at = audit
+        outcome = IngestResult(merged(stored)).status
+        return audit_record(actor=actor, action=action, outcome=outcome, summary=summary, at=at)
+
     if passing:
         stored, result.redactions_by_rule = store.append(
-            tenant, passing, redactor=redactor if redactor is not None else load_redactor()
+            tenant,
+            passing,
+            redactor=redactor if redactor is not None else load_redactor(),
+            audit=audit_of if audit is not None else None,
         )
-        it, times = iter(stored), iter(created)
-        now = time.time()
-        for i, v in enumerate(verdicts):
-            if v is None:
-                status, a, b = next(it)
-                at = epoch_millis(next(times))
-                if status == "accepted" and at is not None:
-                    result.lags.append(now - at[0] / 1000)
-                if status == "rejected":
-                    verdicts[i] = EventResult(i, "rejected", code=str(a), reason=str(b))
-                else:
-                    verdicts[i] = EventResult(i, status, event_id=str(a), seq=b)
+        result.events = merged(stored)
+        newest = max(created)  # one lag sample per request: the newest event's
+        at_ms = epoch_millis(newest)
+        if at_ms is not None and result.count("accepted"):
+            result.lags.append(time.time() - at_ms[0] / 1000)
+        return result
     result.events = [v for v in verdicts if v is not None]
+    if audit is not None:
+        actor, action, summary, at = audit
+        store.append_audit(
+            tenant, actor=actor, action=action, outcome=result.status, summary=summary, at=at
+        )
     return result

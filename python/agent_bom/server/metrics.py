@@ -73,8 +73,12 @@ class Metrics:
         self.registry.register(_OutboxCollector(store))
 
     def observe(self, result: IngestResult) -> None:
+        counts: dict[tuple[str, str], int] = {}
         for e in result.events:
-            self.events.labels(e.status, e.code or "").inc()
+            key = (e.status, e.code or "")
+            counts[key] = counts.get(key, 0) + 1
+        for (status, code), n in counts.items():
+            self.events.labels(status, code).inc(n)
         for lag in result.lags:
             self.lag.observe(max(lag, 0.0))
 

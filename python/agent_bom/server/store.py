@@ -11,7 +11,7 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,20 @@ SCOPE_KEYS = ("event_types", "connectors", "repos", "environments")
 def stream_id_of(tenant_id: str) -> str:
     """The chain a tenant's events live in (one per tenant)."""
     return f"agent-bom.tenant.{tenant_id}"
+
+
+def audit_record(
+    *, actor: str, action: str, outcome: int, summary: dict[str, Any], at: str
+) -> bytes:
+    """The native event of one audited API action."""
+    return orjson.dumps(
+        {
+            "event_type": AUDIT_TYPE,
+            "created_at": at,
+            "source": "urn:agent-bom:api",
+            "payload": {"actor": actor, "action": action, "outcome": outcome, "request": summary},
+        }
+    )
 
 
 def token_hash(token: str) -> str:
@@ -220,14 +234,15 @@ class EventStore:
         events: Sequence[bytes],
         *,
         redactor: Any,
-        validate: Any = None,
+        audit: Callable[[list[tuple[str, Any, Any]]], bytes] | None = None,
     ) -> tuple[list[tuple[str, Any, Any]], dict[str, int]]:
         """Prepare (core), drop duplicates, chain and insert ``events`` for ``tenant_id``
         in one transaction with their outbox rows.
 
         Returns one result per input, ``("accepted", event_id, seq)``,
         ``("duplicate", event_id, None)`` or ``("rejected", code, reason)``, and the
-        redactions per rule."""
+        redactions per rule. ``audit``, given the results, returns an audit record to
+        chain after the events in the same transaction."""
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT state FROM ledgers WHERE tenant_id = ?" + self.db._for_update, (tenant_id,)
@@ -270,6 +285,11 @@ class EventStore:
                     keep.append(True)
                     out.append(("accepted", a, None))
             records = ledger.append(prepared, keep)
+            if audit is not None:
+                record = ledger.prepare([audit(out)])
+                if record.results()[0][0] != "event":
+                    raise ConfigError(f"audit record rejected: {record.results()[0][2]}")
+                records += ledger.append(record, [True])
             now = time.time()
             rows, outbound, seq_of = [], [], {}
             for line in records.splitlines():
@@ -317,13 +337,8 @@ class EventStore:
         at: str,
     ) -> None:
         """An audit record of one API action, chained into the tenant's stream."""
-        record = {
-            "event_type": AUDIT_TYPE,
-            "created_at": at,
-            "source": "urn:agent-bom:api",
-            "payload": {"actor": actor, "action": action, "outcome": outcome, "request": summary},
-        }
-        results, _ = self.append(tenant_id, [orjson.dumps(record)], redactor=self.redactor)
+        record = audit_record(actor=actor, action=action, outcome=outcome, summary=summary, at=at)
+        results, _ = self.append(tenant_id, [record], redactor=self.redactor)
         if results[0][0] == "rejected":
             raise ConfigError(f"audit record rejected: {results[0][2]}")
 

@@ -1,0 +1,213 @@
+"""Kafka sink: outbox rows to a topic, acknowledged by the broker before they count.
+
+An idempotent producer (``enable.idempotence``, ``acks=all``) keyed by tenant id
+with the murmur2 partitioner, so every client language puts a tenant on the same
+partition. CloudEvents binary mode by default (``ce_*`` headers, value = the
+``data`` bytes), structured mode optional (value = the exact CloudEvent line).
+Needs the kafka extra: ``pip install 'agent-bom[kafka]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from agent_bom import canonical_json
+from agent_bom.errors import ConfigError
+from agent_bom.outbox.credentials import resolve
+from agent_bom.outbox.model import Destination, OutboxRow
+from agent_bom.outbox.policy import SendResult
+
+try:
+    from confluent_kafka import KafkaError, KafkaException, Producer
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ConfigError("Kafka needs the kafka extra: pip install 'agent-bom[kafka]'") from e
+
+__all__ = ["MODES", "PRESETS", "KafkaConnector", "producer_config", "topic_for"]
+
+MODES = ("binary", "structured")
+PRESETS = ("azure-event-hubs", "confluent-cloud")
+# CloudEvent attributes that travel as ce_ headers in binary mode (data is the value).
+_SKIP = {"data", "datacontenttype"}
+
+
+def topic_for(template: str, tenant_id: str) -> str:
+    try:
+        return template.format(tenant_id=tenant_id)
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(
+            f"--topic {template!r}: the only placeholder is {{tenant_id}}, "
+            "e.g. agent-bom.{tenant_id}.posture"
+        ) from None
+
+
+def producer_config(dest: Destination) -> dict[str, Any]:
+    """librdkafka settings for a destination, secrets resolved from its reference now."""
+    cfg = dest.config
+    conf: dict[str, Any] = {
+        "bootstrap.servers": dest.url,
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",  # the Java client's default for keyed records
+        "linger.ms": int(cfg.get("linger_ms", 5)),
+        "message.timeout.ms": int(cfg.get("message_timeout_ms", 30_000)),
+        "client.id": f"agent-bom-{dest.id}",
+    }
+    preset = cfg.get("preset")
+    if preset is not None or dest.secret_ref is not None:
+        if dest.secret_ref is None:
+            raise ConfigError(f"--preset {preset} needs --secret-ref with the credentials")
+        secret = resolve(dest.secret_ref)
+        conf["security.protocol"] = cfg.get("security_protocol", "SASL_SSL")
+        conf["sasl.mechanism"] = cfg.get("sasl_mechanism", "PLAIN")
+        if preset == "azure-event-hubs":
+            # Event Hubs' Kafka endpoint: the namespace connection string is the password.
+            conf["sasl.username"] = "$ConnectionString"
+            conf["sasl.password"] = secret
+        else:  # confluent-cloud (API key:secret) or generic user:password
+            user, sep, password = secret.partition(":")
+            if not sep:
+                raise ConfigError(
+                    f"credential reference {dest.secret_ref} must hold USER:PASSWORD "
+                    "(Confluent Cloud: API_KEY:API_SECRET)"
+                )
+            conf["sasl.username"], conf["sasl.password"] = user, password
+    return conf
+
+
+def _headers(ce: dict[str, Any], mode: str) -> list[tuple[str, str | bytes | None]]:
+    if mode == "structured":
+        return [("content-type", b"application/cloudevents+json")]
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("content-type", str(ce.get("datacontenttype", "application/json")).encode())
+    ]
+    for name, value in ce.items():
+        if name in _SKIP:
+            continue
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        headers.append((f"ce_{name}", text.encode()))
+    return headers
+
+
+class _Producer:
+    """One confluent-kafka producer with a thread serving its delivery callbacks."""
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self.producer = Producer(conf)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            self.producer.poll(0.05)
+
+    def close(self, timeout: float) -> int:
+        remaining = self.producer.flush(timeout)
+        self._closed.set()
+        self._thread.join(1)
+        return int(remaining)
+
+
+class KafkaConnector:
+    """Delivers ``kafka`` destinations; a row counts as delivered on the broker's ack."""
+
+    kind = "kafka"
+    # Many records in flight per destination: the producer batches them.
+    concurrency = 10_000
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self._producers: dict[str, tuple[str, _Producer]] = {}
+
+    def _producer(self, dest: Destination) -> _Producer:
+        conf = producer_config(dest)
+        fingerprint = orjson.dumps(conf, option=orjson.OPT_SORT_KEYS).decode()
+        known = self._producers.get(dest.id)
+        if known is not None and known[0] == fingerprint:
+            return known[1]
+        if known is not None:
+            known[1].close(self.timeout)
+        try:
+            p = _Producer(conf)
+        except KafkaException as e:
+            raise ConfigError(f"Kafka producer for {dest.id}: {e}") from None
+        self._producers[dest.id] = (fingerprint, p)
+        return p
+
+    async def send(self, dest: Destination, row: OutboxRow) -> SendResult:
+        return (await self.send_batch(dest, [row]))[0]
+
+    async def send_batch(self, dest: Destination, rows: Sequence[OutboxRow]) -> list[SendResult]:
+        started = time.perf_counter()
+        try:
+            producer = self._producer(dest)
+            topic = topic_for(str(dest.config.get("topic", "")), dest.tenant_id)
+        except ConfigError as e:
+            return [SendResult(error=str(e)) for _ in rows]
+        mode = str(dest.config.get("mode", "binary"))
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[SendResult]] = []
+        for row in rows:
+            fut: asyncio.Future[SendResult] = loop.create_future()
+            futures.append(fut)
+            ce = orjson.loads(row.body)
+            value = row.body if mode == "structured" else canonical_json(ce["data"])
+
+            def delivered(err: KafkaError | None, _msg: Any, fut: Any = fut) -> None:
+                ms = round((time.perf_counter() - started) * 1000, 3)
+                loop.call_soon_threadsafe(_settle, fut, _result(err, topic, ms))
+
+            while True:
+                try:
+                    producer.producer.produce(
+                        topic,
+                        key=row.tenant_id.encode(),
+                        value=value,
+                        headers=_headers(ce, mode),
+                        on_delivery=delivered,
+                    )
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.01)  # the local queue is full: let it drain
+                except KafkaException as e:
+                    fut.set_result(_result(e.args[0], topic, 0.0))
+                    break
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*futures), self.timeout + 5))
+        except TimeoutError:
+            return [
+                f.result()
+                if f.done()
+                else SendResult(error=f"no broker ack within {self.timeout}s")
+                for f in futures
+            ]
+
+    async def aclose(self) -> None:
+        for _, p in self._producers.values():
+            await asyncio.to_thread(p.close, self.timeout)
+        self._producers.clear()
+
+
+def _settle(fut: asyncio.Future[SendResult], result: SendResult) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
+def _result(err: KafkaError | None, topic: str, ms: float) -> SendResult:
+    if err is None:
+        return SendResult(status_code=200, latency_ms=ms)
+    if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        why = f"topic {topic!r} does not exist and the broker does not create it: create it"
+        return SendResult(error=why, latency_ms=ms)
+    retriable = err.retriable() or err.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT)
+    return SendResult(
+        error=f"Kafka: {err.name()}: {err.str()}",
+        latency_ms=ms,
+        permanent=not retriable and err.fatal(),
+    )
