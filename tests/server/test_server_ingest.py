@@ -225,3 +225,22 @@ def test_control_characters_in_ids_are_rejected_not_500(deployment: Deployment) 
     assert r.json()["events"][0]["reason"].startswith("$.event_id")
     got = httpx.get(f"{d.url}/v1/events/F-%00-1", headers=d.a.auth)
     assert got.status_code == 422
+
+
+def test_concurrent_identical_requests_each_get_an_audit_record(deployment: Deployment) -> None:
+    import threading
+
+    d = deployment
+    codes: list[int] = []
+
+    def post(k: int) -> None:
+        codes.append(d.a.collector.post([finding(k * 100 + i) for i in range(20)]).status_code)
+
+    threads = [threading.Thread(target=post, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * 8
+    audits = d.events.events("acme", event_types=["dev.agent-bom.audit.action"])
+    assert len(audits) == 8

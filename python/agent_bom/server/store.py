@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ def audit_record(
     """The native event of one audited API action."""
     return orjson.dumps(
         {
+            # Two identical requests in the same millisecond are still two actions.
+            "event_id": f"audit:{uuid.uuid4()}",
             "event_type": AUDIT_TYPE,
             "created_at": at,
             "source": "urn:agent-bom:api",
