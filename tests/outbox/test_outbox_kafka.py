@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 import orjson
 from confluent_kafka import Consumer
@@ -86,3 +88,27 @@ def test_10000_events_reach_kafka_exactly_once_in_tenant_order(
         seqs[(original["tenantid"], m.partition())].append(int(event["seq"]))  # type: ignore[attr-defined]
     for (tenant, _), order in seqs.items():
         assert order == sorted(order), f"{tenant}: out of order within a partition"
+
+
+def test_destinations_add_kafka_checks_the_broker_and_names_bad_settings(
+    cli: Any, tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    db = ["--database", tmp_path / "k.db"]
+    base = ["destinations", "add", "--tenant", "acme", "--kind", "kafka"]
+    ok = cli(*base, "--bootstrap", kafka_bootstrap, "--topic", "agent-bom.{tenant_id}.posture",
+             "--json", *db)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    dest = orjson.loads(ok.stdout)
+    assert dest["kind"] == "kafka" and dest["config"]["topic"] == "agent-bom.{tenant_id}.posture"
+    cases = [
+        (["--bootstrap", "127.0.0.1:1", "--topic", "t"], "--bootstrap 127.0.0.1:1"),
+        (["--bootstrap", kafka_bootstrap, "--topic", "x.{tenant}"], "{tenant_id}"),
+        (["--bootstrap", kafka_bootstrap, "--topic", "t", "--secret-ref", "env:AGENT_BOM_NOPE"],
+         "AGENT_BOM_NOPE is not set"),
+        (["--bootstrap", kafka_bootstrap, "--topic", "t", "--mode", "columnar"], "--mode"),
+        (["--topic", "t"], "--bootstrap"),
+    ]  # fmt: skip
+    for args, message in cases:
+        r = cli(*base, *args, *db)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

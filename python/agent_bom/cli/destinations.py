@@ -32,16 +32,32 @@ def _split(values: list[str]) -> list[str]:
 @app.command("add")
 def add_cmd(
     tenant: str = typer.Option(..., "--tenant", help="Tenant whose events go here."),
-    url: str = typer.Option(..., "--url", help="Webhook URL (https unless --allow-http)."),
-    secret_ref: str = typer.Option(
-        ...,
+    url: str | None = typer.Option(
+        None, "--url", help="Webhook URL (https unless --allow-http). Webhooks only."
+    ),
+    secret_ref: str | None = typer.Option(
+        None,
         "--secret-ref",
         help=(
-            "env:NAME or file:/path holding the whsec_ secret (v1) and/or whsk_ key (v1a); "
-            "several whitespace-separated keys all sign (rotation). Resolved at send time."
+            "Webhook: env:NAME or file:/path holding the whsec_ secret (v1) and/or whsk_ key "
+            "(v1a); several whitespace-separated keys all sign (rotation). Kafka: USER:PASSWORD "
+            "(Confluent Cloud API_KEY:API_SECRET) or the Event Hubs connection string. "
+            "Resolved at send time."
         ),
     ),
-    kind: str = typer.Option("webhook", "--kind", help="Connector kind."),
+    kind: str = typer.Option("webhook", "--kind", help="webhook or kafka."),
+    bootstrap: str | None = typer.Option(
+        None, "--bootstrap", help="Kafka: bootstrap servers HOST:PORT[,HOST:PORT]."
+    ),
+    topic: str | None = typer.Option(
+        None, "--topic", help="Kafka: topic or template, e.g. agent-bom.{tenant_id}.posture."
+    ),
+    mode: str = typer.Option(
+        "binary", "--mode", help="Kafka: CloudEvents binary (ce_ headers) or structured."
+    ),
+    preset: str | None = typer.Option(
+        None, "--preset", help="Kafka: azure-event-hubs or confluent-cloud (SASL_SSL/PLAIN)."
+    ),
     event_types: list[str] = typer.Option(
         [], "--event-types", help="Only these types (comma-separated or repeated). Default: all."
     ),
@@ -60,9 +76,16 @@ def add_cmd(
     database: str | None = DATABASE,
     as_json: bool = JSON,
 ) -> None:
-    """Add a destination and print its id. An unsafe URL is refused at once (exit 2)."""
+    """Add a destination and print its id. An unsafe URL, an unreachable broker or a
+    missing topic is refused at once (exit 2), naming the setting."""
+    if kind == "kafka":
+        _add_kafka(tenant, bootstrap, topic, mode, preset, secret_ref, event_types,
+                   min_severity, database, as_json)  # fmt: skip
+        return
     if kind != "webhook":
-        raise ConfigError(f"--kind {kind!r}: only webhook destinations are supported so far")
+        raise ConfigError(f"--kind {kind!r}: use webhook or kafka")
+    if url is None or secret_ref is None:
+        raise ConfigError("a webhook destination needs --url and --secret-ref")
     target = check_url(url, allow_private_network=allow_private_network, allow_http=allow_http)
     try:
         asyncio.run(resolve(target, allow_private_network=allow_private_network))
@@ -79,6 +102,52 @@ def add_cmd(
             min_severity=min_severity,
             allow_private_network=allow_private_network,
             allow_http=allow_http,
+        )
+    if as_json:
+        print_json(dest.to_dict())
+    else:
+        typer.echo(dest.id)
+
+
+def _add_kafka(
+    tenant: str,
+    bootstrap: str | None,
+    topic: str | None,
+    mode: str,
+    preset: str | None,
+    secret_ref: str | None,
+    event_types: list[str],
+    min_severity: str | None,
+    database: str | None,
+    as_json: bool,
+) -> None:
+    from agent_bom.connectors.kafka import PRESETS, check_destination
+    from agent_bom.outbox.model import Destination, check_credential_ref
+
+    if not bootstrap or not topic:
+        raise ConfigError("a kafka destination needs --bootstrap HOST:PORT and --topic TEMPLATE")
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r}: use {' or '.join(PRESETS)}")
+    if secret_ref is not None:
+        check_credential_ref(secret_ref)
+    config: dict[str, object] = {"topic": topic, "mode": mode}
+    if preset is not None:
+        config["preset"] = preset
+    probe = Destination(
+        id="dst_probe", tenant_id=tenant, kind="kafka", url=bootstrap, secret_ref=secret_ref,
+        config=config,
+    )  # fmt: skip
+    for note in check_destination(probe):
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
+    with store(database) as s:
+        dest = s.add_destination(
+            tenant_id=tenant,
+            url=bootstrap,
+            kind="kafka",
+            secret_ref=secret_ref,
+            event_types=_split(event_types),
+            min_severity=min_severity,
+            config=config,
         )
     if as_json:
         print_json(dest.to_dict())

@@ -211,3 +211,43 @@ def _result(err: KafkaError | None, topic: str, ms: float) -> SendResult:
         latency_ms=ms,
         permanent=not retriable and err.fatal(),
     )
+
+
+def check_destination(dest: Destination, *, timeout: float = 10.0) -> list[str]:
+    """Check a Kafka destination before it is stored; raises ConfigError naming the
+    setting at fault, returns notes (e.g. a topic the broker will create)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
+
+    topic = topic_for(str(dest.config.get("topic", "")), dest.tenant_id)
+    mode = dest.config.get("mode", "binary")
+    if mode not in MODES:
+        raise ConfigError(f"--mode {mode!r}: use binary or structured")
+    conf = producer_config(dest)  # resolves --secret-ref now: a bad reference fails here
+    admin_conf = {
+        k: v
+        for k, v in conf.items()
+        if k.startswith(("bootstrap.", "security.", "sasl.", "ssl.", "client."))
+    }
+    admin = AdminClient(admin_conf)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as e:
+        raise ConfigError(
+            f"--bootstrap {dest.url}: no broker answered within {timeout:g}s ({e.args[0].str()}); "
+            "check the address, the port and the security settings"
+        ) from None
+    if topic in metadata.topics and metadata.topics[topic].error is None:
+        return []
+    broker = next(iter(metadata.brokers))
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(broker))
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout=timeout)
+        auto_create = configs["auto.create.topics.enable"].value == "true"
+    except Exception:
+        auto_create = True  # cannot tell: the first send will say if the topic is missing
+    if not auto_create:
+        raise ConfigError(
+            f"--topic {topic!r} does not exist and the broker does not auto-create topics "
+            "(auto.create.topics.enable=false): create the topic first"
+        )
+    return [f"topic {topic!r} does not exist yet; the broker creates it on the first event"]
