@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent_bom import __version__
-from agent_bom.cli import destinations, evidence, outbox, schema, server
+from agent_bom.cli import destinations, evidence, ingest, outbox, schema, server
 from agent_bom.cli._console import err_console
 from agent_bom.errors import AgentBomError
 
@@ -27,6 +27,7 @@ app.add_typer(server.tenants, name="tenants")
 app.add_typer(server.collectors, name="collectors")
 app.add_typer(server.tokens, name="tokens")
 app.command("serve")(server.serve)
+app.add_typer(ingest.app, name="ingest")
 
 
 def _version(value: bool) -> None:

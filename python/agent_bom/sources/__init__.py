@@ -1,0 +1,1 @@
+"""Sources: streams agent-bom reads events from into the store (one module each)."""
