@@ -45,6 +45,7 @@ bench: develop
 	$(PY) benches/redact_reference.py
 	$(PY) benches/bench_outbox.py
 	$(PY) benches/bench_server.py
+	$(PY) benches/bench_kafka.py
 
 lint: develop
 	$(BIN)/ruff check python tests benches

@@ -1,0 +1,383 @@
+"""Outbox → Kafka against a raw confluent-kafka producer, and `ingest kafka`, in one run.
+
+    python benches/bench_kafka.py [--events N] [--no-postgres]
+
+N sealed CloudEvent lines (tests/outbox/outbox_support.py) split over two tenants, sent
+to one local broker ($AGENT_BOM_TEST_KAFKA_BOOTSTRAP, else 127.0.0.1:59092, else the one
+`scripts/kafka.sh start` gives), events/s:
+  raw producer      confluent_kafka.Producer with the sink's producer_config(), producing
+                    the same keys, values and ce_ headers as binary mode (built per event
+                    in the timed region, as the connector does; lines parsed beforehand)
+  outbox → kafka    OutboxWorker(batch=5000) + KafkaConnector in this process, from a fresh
+                    store with the N rows enqueued (not timed); checked: N delivered
+  ingest kafka      agent_bom.sources.kafka.consume() into a fresh EventStore (tenant +
+                    ed25519 collector), the N events produced to a fresh topic beforehand;
+                    timed until the store holds N (group join included; "steady" from the
+                    first batch on)
+on SQLite (a fresh file) and PostgreSQL (a fresh database on $AGENT_BOM_TEST_DATABASE_URL,
+else the server `scripts/postgres.sh start` gives; skipped when there is none). Every run
+uses fresh topic names, created before the timed region. Target: outbox / raw >= 0.7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "outbox"))
+
+import confluent_kafka
+import orjson
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from outbox_support import cloudevents
+
+import pg
+from agent_bom import canonical_json
+from agent_bom.connectors.kafka import KafkaConnector, _headers, producer_config
+from agent_bom.outbox import OutboundEvent, OutboxStore, open_store
+from agent_bom.outbox.worker import OutboxWorker
+from agent_bom.redaction import load_redactor
+from agent_bom.server.store import EventStore
+from agent_bom.signing import new_signing_key
+from agent_bom.sources.kafka import consume
+
+TENANTS = ("acme", "globex")
+DEFAULT_BOOTSTRAP = "127.0.0.1:59092"
+KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
+
+
+@dataclass
+class Row:
+    store: str
+    what: str
+    seconds: float
+    events: int
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def kafka_bootstrap() -> str:
+    env = os.environ.get("AGENT_BOM_TEST_KAFKA_BOOTSTRAP", "").strip()
+    if env:
+        return env
+    try:
+        socket.create_connection(("127.0.0.1", 59092), timeout=2).close()
+        return DEFAULT_BOOTSTRAP
+    except OSError:
+        pass
+    p = subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], capture_output=True, text=True)
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        raise SystemExit(f"no Kafka broker: {KAFKA_SCRIPT} start: {p.stderr[-2000:]}")
+    return lines[-1].strip()
+
+
+def create_topics(bootstrap: str, topics: list[str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = [NewTopic(t, num_partitions=1, replication_factor=1) for t in topics]
+    for f in admin.create_topics(new).values():
+        f.result(30)
+
+
+def fresh_template() -> str:
+    return f"bench-{uuid.uuid4().hex[:8]}.{{tenant_id}}.posture"
+
+
+# -- the reference ----------------------------------------------------------------------
+
+
+def raw_producer(
+    conf: dict[str, Any], parsed: list[tuple[str, dict[str, Any]]], template: str
+) -> float:
+    """What the connector does per row, minus the outbox: value + headers, produce, ack."""
+    producer = Producer(conf)
+    acked = [0]
+    failed: list[Any] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is None:
+            acked[0] += 1
+        else:
+            failed.append(err)
+
+    topics = {t: template.format(tenant_id=t) for t in TENANTS}
+    t0 = time.perf_counter()
+    for tenant, ce in parsed:
+        while True:
+            try:
+                producer.produce(
+                    topics[tenant],
+                    key=tenant.encode(),
+                    value=canonical_json(ce["data"]),
+                    headers=_headers(ce, "binary"),
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    remaining = producer.flush(60)
+    seconds = time.perf_counter() - t0
+    if remaining or failed or acked[0] != len(parsed):
+        raise RuntimeError(f"raw producer: {acked[0]} acked, {len(failed)} failed: {failed[:3]}")
+    return seconds
+
+
+# -- stores -----------------------------------------------------------------------------
+
+
+class Stores:
+    def __init__(self, kind: str, tmp: Path, server_dsn: str | None) -> None:
+        self.kind, self.tmp, self.server_dsn = kind, tmp, server_dsn
+
+    @contextmanager
+    def fresh(self) -> Iterator[str]:
+        if self.kind == "sqlite":
+            with tempfile.TemporaryDirectory(dir=self.tmp) as d:
+                yield str(Path(d) / "bench.db")
+            return
+        assert self.server_dsn is not None
+        url = pg.fresh_database(self.server_dsn)
+        try:
+            yield url
+        finally:
+            pg.drop_database(url)
+
+
+def postgres_server() -> tuple[str | None, str]:
+    dsn = os.environ.get(pg.ENV_VAR, "").strip()
+    if not dsn:
+        started, error = pg._start_server()
+        if not started:
+            return None, error
+        dsn = started
+    try:
+        import psycopg
+
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+    except (ImportError, psycopg.Error) as e:
+        return None, " ".join(str(e).split())
+    return dsn, str(row[0]).split()[0] if row else "?"
+
+
+# -- outbox → Kafka ---------------------------------------------------------------------
+
+
+def outbox_run(
+    stores: Stores, bootstrap: str, events: dict[str, list[OutboundEvent]], profile: Path | None
+) -> float:
+    n = sum(len(v) for v in events.values())
+    template = fresh_template()
+    create_topics(bootstrap, [template.format(tenant_id=t) for t in TENANTS])
+    with stores.fresh() as url:
+        store: OutboxStore = open_store(url)
+        try:
+            for tenant in TENANTS:
+                store.add_destination(
+                    tenant_id=tenant,
+                    url=bootstrap,
+                    kind="kafka",
+                    config={"topic": template, "mode": "binary"},
+                )
+                if store.enqueue(events[tenant]).rows != len(events[tenant]):
+                    raise RuntimeError("not every event was queued")
+
+            async def drain() -> None:
+                connector = KafkaConnector()
+                try:
+                    await OutboxWorker(store, {"kafka": connector}, batch=5000).run(once=True)
+                finally:
+                    await connector.aclose()
+
+            prof = None
+            if profile is not None:
+                import cProfile
+
+                prof = cProfile.Profile()
+                prof.enable()
+            t0 = time.perf_counter()
+            asyncio.run(drain())
+            seconds = time.perf_counter() - t0
+            if prof is not None:
+                prof.disable()
+                prof.dump_stats(profile)
+            delivered = store.stats()["totals"]["delivered"]
+        finally:
+            store.close()
+    if delivered != n:
+        raise RuntimeError(f"outbox: {delivered} of {n} rows delivered")
+    return seconds
+
+
+# -- ingest kafka -----------------------------------------------------------------------
+
+
+def produce_topic(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for line in lines:
+        ce = orjson.loads(line)
+        while True:
+            try:
+                p.produce(
+                    topic,
+                    key=b"acme",
+                    value=canonical_json(ce["data"]),
+                    headers=_headers(ce, "binary"),
+                )
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    if p.flush(60):
+        raise RuntimeError("could not produce the ingest topic")
+
+
+def ingest_run(stores: Stores, bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    """Seconds until the store holds ``n`` events, and events/s after the first batch."""
+    with stores.fresh() as url:
+        store = open_store(url)
+        try:
+            es = EventStore(store)
+            es.add_tenant("acme")
+            _, public = new_signing_key()
+            c = es.add_collector(
+                "acme", key_type="ed25519", public_key=public, secret_enc=None, scope={}
+            )
+            collector = es.collector(c.id)
+            assert collector is not None
+            redactor = load_redactor()
+            stop = threading.Event()
+            seen = [0]
+            first: list[float] = []
+
+            def on_batch(_result: object, count: int) -> None:
+                if not first:
+                    first.append(time.perf_counter())
+                    first.append(count)
+                seen[0] += count
+                if seen[0] >= n:
+                    stop.set()
+
+            t0 = time.perf_counter()
+            stats = consume(
+                es,
+                collector,
+                bootstrap=bootstrap,
+                topics=[topic],
+                group=f"bench-{uuid.uuid4().hex[:8]}",
+                redactor=redactor,
+                stop=stop,
+                idle_exit=30,
+                on_batch=on_batch,
+            )
+            end = time.perf_counter()
+        finally:
+            store.close()
+    if stats.accepted != n:
+        raise RuntimeError(f"ingest: {stats.accepted} of {n} accepted ({stats})")
+    # steady: events/s after the first batch (group join and first fetch excluded)
+    steady_events = n - int(first[1])
+    return end - t0, steady_events / (end - first[0]) if steady_events else n / (end - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--no-postgres", action="store_true", help="SQLite rows only")
+    p.add_argument("--profile", type=Path, help="cProfile the SQLite outbox run into this file")
+    a = p.parse_args()
+
+    bootstrap = kafka_bootstrap()
+    share, extra = divmod(a.events, len(TENANTS))
+    per = {t: share + (i < extra) for i, t in enumerate(TENANTS)}
+    lines = {t: cloudevents(per[t], t) for t in TENANTS}
+    events = {t: [OutboundEvent.from_cloudevent(x) for x in lines[t]] for t in TENANTS}
+    parsed = [(t, orjson.loads(x)) for t in TENANTS for x in lines[t]]
+    size = sum(len(x) for x in lines["acme"]) / max(1, len(lines["acme"]))
+
+    kinds = ["sqlite"]
+    server_dsn, detail = (None, "--no-postgres") if a.no_postgres else postgres_server()
+    versions = f"SQLite {sqlite3.sqlite_version}"
+    if server_dsn:
+        kinds.append("postgresql")
+        versions += f", PostgreSQL {detail}"
+    print(
+        f"{a.events:,} events ({', '.join(f'{t} {per[t]:,}' for t in TENANTS)}), {size:.0f} "
+        f"bytes each; broker {bootstrap}; {os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}, confluent-kafka {confluent_kafka.version()[0]}, "
+        f"librdkafka {confluent_kafka.libversion()[0]}, {versions}",
+        flush=True,
+    )
+    if not server_dsn:
+        print(f"PostgreSQL rows skipped: no server ({detail.strip()})", flush=True)
+
+    # The raw producer gets exactly the sink's settings (client.id names a destination).
+    with tempfile.TemporaryDirectory() as d:
+        s = open_store(str(Path(d) / "conf.db"))
+        dest = s.add_destination(
+            tenant_id="acme", url=bootstrap, kind="kafka", config={"topic": "x", "mode": "binary"}
+        )
+        conf = producer_config(dest)
+        s.close()
+
+    rows: list[Row] = []
+    template = fresh_template()
+    create_topics(bootstrap, [template.format(tenant_id=t) for t in TENANTS])
+    rows.append(Row("-", "raw producer", raw_producer(conf, parsed, template), a.events))
+    print(f"  raw producer: {rows[-1].rate:,.0f} events/s", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as tmp:
+        for kind in kinds:
+            stores = Stores(kind, Path(tmp), server_dsn)
+            prof = a.profile if kind == "sqlite" else None
+            rows.append(
+                Row(kind, "outbox → kafka", outbox_run(stores, bootstrap, events, prof), a.events)
+            )
+            print(f"  {kind}, outbox → kafka: {rows[-1].rate:,.0f} events/s", flush=True)
+
+        topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+        create_topics(bootstrap, [topic])
+        ingest_lines = cloudevents(a.events, "acme")
+        produce_topic(bootstrap, topic, ingest_lines)
+        for kind in kinds:
+            total, steady = ingest_run(
+                Stores(kind, Path(tmp), server_dsn), bootstrap, topic, a.events
+            )
+            rows.append(Row(kind, "ingest kafka", total, a.events, f"steady {steady:,.0f}/s"))
+            print(f"  {kind}, ingest kafka: {rows[-1].rate:,.0f} events/s", flush=True)
+
+    raw = rows[0].rate
+    print()
+    head = ("store", "what", "seconds", "events/s", "/ raw", "")
+    print("  {:<11} {:<15} {:>8} {:>10} {:>7}  {}".format(*head))
+    for r in rows:
+        ratio = f"{r.rate / raw:>6.2f}x" if r.what != "ingest kafka" else " " * 7
+        print(f"  {r.store:<11} {r.what:<15} {r.seconds:>8.2f} {r.rate:>10,.0f} {ratio}  {r.note}")
+    print("  target: outbox → kafka / raw producer >= 0.70")
+
+
+if __name__ == "__main__":
+    main()
