@@ -33,12 +33,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "outbox"))
 
@@ -48,7 +47,6 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from outbox_support import cloudevents
 
-import pg
 from agent_bom import canonical_json
 from agent_bom.connectors.kafka import KafkaConnector, _headers, producer_config
 from agent_bom.outbox import OutboundEvent, OutboxStore, open_store
@@ -57,6 +55,7 @@ from agent_bom.redaction import load_redactor
 from agent_bom.server.store import EventStore
 from agent_bom.signing import new_signing_key
 from agent_bom.sources.kafka import consume
+from bench_outbox import Stores, postgres_server
 
 TENANTS = ("acme", "globex")
 DEFAULT_BOOTSTRAP = "127.0.0.1:59092"
@@ -144,41 +143,6 @@ def raw_producer(
 
 
 # -- stores -----------------------------------------------------------------------------
-
-
-class Stores:
-    def __init__(self, kind: str, tmp: Path, server_dsn: str | None) -> None:
-        self.kind, self.tmp, self.server_dsn = kind, tmp, server_dsn
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        if self.kind == "sqlite":
-            with tempfile.TemporaryDirectory(dir=self.tmp) as d:
-                yield str(Path(d) / "bench.db")
-            return
-        assert self.server_dsn is not None
-        url = pg.fresh_database(self.server_dsn)
-        try:
-            yield url
-        finally:
-            pg.drop_database(url)
-
-
-def postgres_server() -> tuple[str | None, str]:
-    dsn = os.environ.get(pg.ENV_VAR, "").strip()
-    if not dsn:
-        started, error = pg._start_server()
-        if not started:
-            return None, error
-        dsn = started
-    try:
-        import psycopg
-
-        with psycopg.connect(dsn, connect_timeout=10) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-    except (ImportError, psycopg.Error) as e:
-        return None, " ".join(str(e).split())
-    return dsn, str(row[0]).split()[0] if row else "?"
 
 
 # -- outbox → Kafka ---------------------------------------------------------------------

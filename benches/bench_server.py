@@ -60,14 +60,13 @@ import orjson
 from server_support import CollectorClient, finding, free_port
 
 import bare_ingest
-import pg
 from agent_bom.outbox import open_store
 from agent_bom.redaction import load_redactor
 from agent_bom.server.app import _CollectorReplay, _now
 from agent_bom.server.ingest import ingest, split_body
 from agent_bom.server.store import EventStore
 from agent_bom.signing import new_signing_key, verify
-from bench_outbox import postgres_server
+from bench_outbox import Stores, postgres_server
 
 TENANT = "bench"
 EVENT_BYTES = 1024
@@ -254,26 +253,6 @@ def _wait_ready(s: Server) -> None:
         time.sleep(0.05)
     tail = s.log.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"server on port {s.port} did not start (exit {s.proc.poll()}):\n{tail}")
-
-
-class Stores:
-    """Fresh, empty stores of one kind, each removed when its run is over."""
-
-    def __init__(self, kind: str, tmp: Path, server_dsn: str | None) -> None:
-        self.kind, self.tmp, self.server_dsn = kind, tmp, server_dsn
-
-    @contextmanager
-    def fresh(self) -> Iterator[str]:
-        if self.kind == "sqlite":
-            with tempfile.TemporaryDirectory(dir=self.tmp) as d:
-                yield str(Path(d) / "bench.db")
-            return
-        assert self.server_dsn is not None
-        url = pg.fresh_database(self.server_dsn)
-        try:
-            yield url
-        finally:
-            pg.drop_database(url)
 
 
 def add_collector(url: str) -> tuple[str, str]:

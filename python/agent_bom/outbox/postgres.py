@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent_bom.errors import ConfigError
-from agent_bom.outbox.schema import CLAIM, LATEST, MIGRATIONS
+from agent_bom.outbox.schema import CLAIM
 from agent_bom.outbox.store import _ROW_COLUMNS, Cursor, OutboxStore
 
 try:
@@ -89,18 +89,7 @@ class PostgresStore(OutboxStore):
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
-            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            (current,) = cur.fetchone()
-            if current > LATEST:
-                raise ConfigError(
-                    f"database has schema version {current}, newer than this agent-bom "
-                    f"({LATEST}); upgrade agent-bom"
-                )
-            for version, _, statements in MIGRATIONS:
-                if version > current:
-                    for sql in statements:
-                        cur.execute(sql)
-                    cur.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+            self._apply_migrations(cur, "the database")
 
     def _claim_sql(self, status: str, column: str, exclude: int) -> str:
         return CLAIM.format(

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent_bom.errors import ConfigError
-from agent_bom.outbox.schema import CLAIM, LATEST, MIGRATIONS
+from agent_bom.outbox.schema import CLAIM
 from agent_bom.outbox.store import _ROW_COLUMNS, Cursor, OutboxStore
 
 __all__ = ["SQLiteStore"]
@@ -55,22 +55,9 @@ class SQLiteStore(OutboxStore):
         with self.transaction() as cur:
             cur.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"
             )
-            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            (current,) = cur.fetchone()
-            if current > LATEST:
-                raise ConfigError(
-                    f"database {self.path} has schema version {current}, newer than this "
-                    f"agent-bom ({LATEST}); upgrade agent-bom"
-                )
-            for version, statements, _ in MIGRATIONS:
-                if version > current:
-                    for sql in statements:
-                        cur.execute(sql)
-                    cur.execute(
-                        "INSERT INTO schema_migrations VALUES (?, datetime('now'))", (version,)
-                    )
+            self._apply_migrations(cur, f"database {self.path}")
 
     def _claim_sql(self, status: str, column: str, exclude: int) -> str:
         return CLAIM.format(

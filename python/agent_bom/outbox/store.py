@@ -139,6 +139,27 @@ class OutboxStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def _apply_migrations(self, cur: Cursor, where: str) -> None:
+        """Apply the migrations this database lacks (``schema_migrations`` exists)."""
+        from agent_bom.outbox.schema import LATEST, MIGRATIONS
+
+        cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        (current,) = cur.fetchone()
+        if current > LATEST:
+            raise ConfigError(
+                f"{where} has schema version {current}, newer than this agent-bom "
+                f"({LATEST}); upgrade agent-bom"
+            )
+        for version, sqlite, postgres in MIGRATIONS:
+            if version > current:
+                for sql in sqlite if self.dialect == "sqlite" else postgres:
+                    cur.execute(sql)
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) "
+                    "VALUES (?, CURRENT_TIMESTAMP)",
+                    (version,),
+                )
+
     def __enter__(self) -> OutboxStore:
         return self
 
