@@ -2,136 +2,86 @@
 
 from __future__ import annotations
 
+
+def _outbox_tables(identity: str, ref: str, blob: str, real: str, flag: str) -> list[str]:
+    """Migration 1 in one dialect: its column types differ, nothing else."""
+    return [
+        f"""CREATE TABLE destinations (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                url TEXT NOT NULL,
+                secret_ref TEXT,
+                signing TEXT NOT NULL,
+                event_types TEXT NOT NULL,
+                min_severity TEXT,
+                allow_private_network {flag} NOT NULL,
+                allow_http {flag} NOT NULL,
+                enabled {flag} NOT NULL,
+                disabled_reason TEXT,
+                created_at {real} NOT NULL,
+                config TEXT NOT NULL
+            )""",
+        "CREATE INDEX destinations_tenant ON destinations (tenant_id)",
+        f"""CREATE TABLE outbox (
+                id {identity},
+                tenant_id TEXT NOT NULL,
+                destination_id TEXT NOT NULL REFERENCES destinations (id),
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                body {blob} NOT NULL,
+                status TEXT NOT NULL CHECK (status IN
+                    ('pending', 'delivering', 'delivered', 'dead_letter')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at {real} NOT NULL,
+                next_trigger TEXT NOT NULL DEFAULT 'scheduled',
+                lease_owner TEXT,
+                lease_expires_at {real},
+                last_status INTEGER,
+                last_error TEXT,
+                created_at {real} NOT NULL,
+                updated_at {real} NOT NULL,
+                UNIQUE (tenant_id, destination_id, event_id)
+            )""",
+        "CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending'",
+        "CREATE INDEX outbox_leased ON outbox (lease_expires_at) WHERE status = 'delivering'",
+        "CREATE INDEX outbox_destination ON outbox (destination_id, status, created_at)",
+        f"""CREATE TABLE delivery_attempts (
+                id {identity},
+                outbox_id {ref} NOT NULL REFERENCES outbox (id),
+                attempt INTEGER NOT NULL,
+                trigger TEXT NOT NULL,
+                status_code INTEGER,
+                latency_ms {real},
+                error TEXT,
+                response_excerpt TEXT,
+                at {real} NOT NULL
+            )""",
+        "CREATE INDEX delivery_attempts_row ON delivery_attempts (outbox_id)",
+        f"""CREATE TABLE audit_log (
+                id {identity},
+                tenant_id TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                at {real} NOT NULL
+            )""",
+    ]
+
+
 # Each step: (version, SQLite statements, PostgreSQL statements).
 MIGRATIONS: list[tuple[int, list[str], list[str]]] = [
     (
         1,
-        [
-            """CREATE TABLE destinations (
-                id TEXT PRIMARY KEY,
-                tenant_id TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                url TEXT NOT NULL,
-                secret_ref TEXT,
-                signing TEXT NOT NULL,
-                event_types TEXT NOT NULL,
-                min_severity TEXT,
-                allow_private_network INTEGER NOT NULL,
-                allow_http INTEGER NOT NULL,
-                enabled INTEGER NOT NULL,
-                disabled_reason TEXT,
-                created_at REAL NOT NULL,
-                config TEXT NOT NULL
-            )""",
-            "CREATE INDEX destinations_tenant ON destinations (tenant_id)",
-            """CREATE TABLE outbox (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                tenant_id TEXT NOT NULL,
-                destination_id TEXT NOT NULL REFERENCES destinations (id),
-                event_id TEXT NOT NULL,
-                event_type TEXT NOT NULL,
-                body BLOB NOT NULL,
-                status TEXT NOT NULL CHECK (status IN
-                    ('pending', 'delivering', 'delivered', 'dead_letter')),
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at REAL NOT NULL,
-                next_trigger TEXT NOT NULL DEFAULT 'scheduled',
-                lease_owner TEXT,
-                lease_expires_at REAL,
-                last_status INTEGER,
-                last_error TEXT,
-                created_at REAL NOT NULL,
-                updated_at REAL NOT NULL,
-                UNIQUE (tenant_id, destination_id, event_id)
-            )""",
-            "CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending'",
-            "CREATE INDEX outbox_leased ON outbox (lease_expires_at) WHERE status = 'delivering'",
-            "CREATE INDEX outbox_destination ON outbox (destination_id, status, created_at)",
-            """CREATE TABLE delivery_attempts (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                outbox_id INTEGER NOT NULL REFERENCES outbox (id),
-                attempt INTEGER NOT NULL,
-                trigger TEXT NOT NULL,
-                status_code INTEGER,
-                latency_ms REAL,
-                error TEXT,
-                response_excerpt TEXT,
-                at REAL NOT NULL
-            )""",
-            "CREATE INDEX delivery_attempts_row ON delivery_attempts (outbox_id)",
-            """CREATE TABLE audit_log (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                tenant_id TEXT NOT NULL,
-                actor TEXT NOT NULL,
-                action TEXT NOT NULL,
-                subject TEXT NOT NULL,
-                detail TEXT NOT NULL,
-                at REAL NOT NULL
-            )""",
-        ],
-        [
-            """CREATE TABLE destinations (
-                id TEXT PRIMARY KEY,
-                tenant_id TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                url TEXT NOT NULL,
-                secret_ref TEXT,
-                signing TEXT NOT NULL,
-                event_types TEXT NOT NULL,
-                min_severity TEXT,
-                allow_private_network BOOLEAN NOT NULL,
-                allow_http BOOLEAN NOT NULL,
-                enabled BOOLEAN NOT NULL,
-                disabled_reason TEXT,
-                created_at DOUBLE PRECISION NOT NULL,
-                config TEXT NOT NULL
-            )""",
-            "CREATE INDEX destinations_tenant ON destinations (tenant_id)",
-            """CREATE TABLE outbox (
-                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                tenant_id TEXT NOT NULL,
-                destination_id TEXT NOT NULL REFERENCES destinations (id),
-                event_id TEXT NOT NULL,
-                event_type TEXT NOT NULL,
-                body BYTEA NOT NULL,
-                status TEXT NOT NULL CHECK (status IN
-                    ('pending', 'delivering', 'delivered', 'dead_letter')),
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at DOUBLE PRECISION NOT NULL,
-                next_trigger TEXT NOT NULL DEFAULT 'scheduled',
-                lease_owner TEXT,
-                lease_expires_at DOUBLE PRECISION,
-                last_status INTEGER,
-                last_error TEXT,
-                created_at DOUBLE PRECISION NOT NULL,
-                updated_at DOUBLE PRECISION NOT NULL,
-                UNIQUE (tenant_id, destination_id, event_id)
-            )""",
-            "CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending'",
-            "CREATE INDEX outbox_leased ON outbox (lease_expires_at) WHERE status = 'delivering'",
-            "CREATE INDEX outbox_destination ON outbox (destination_id, status, created_at)",
-            """CREATE TABLE delivery_attempts (
-                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                outbox_id BIGINT NOT NULL REFERENCES outbox (id),
-                attempt INTEGER NOT NULL,
-                trigger TEXT NOT NULL,
-                status_code INTEGER,
-                latency_ms DOUBLE PRECISION,
-                error TEXT,
-                response_excerpt TEXT,
-                at DOUBLE PRECISION NOT NULL
-            )""",
-            "CREATE INDEX delivery_attempts_row ON delivery_attempts (outbox_id)",
-            """CREATE TABLE audit_log (
-                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                tenant_id TEXT NOT NULL,
-                actor TEXT NOT NULL,
-                action TEXT NOT NULL,
-                subject TEXT NOT NULL,
-                detail TEXT NOT NULL,
-                at DOUBLE PRECISION NOT NULL
-            )""",
-        ],
+        _outbox_tables("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "BLOB", "REAL", "INTEGER"),
+        _outbox_tables(
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            "BIGINT",
+            "BYTEA",
+            "DOUBLE PRECISION",
+            "BOOLEAN",
+        ),
     ),
 ]
 

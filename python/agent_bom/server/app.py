@@ -5,6 +5,7 @@ token. No route takes a tenant from the path, the query or the body.
 """
 
 import asyncio
+import io
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -247,8 +248,6 @@ def create_app(
     def audit_verify(who: Auth) -> dict[str, Any]:
         """The core verifier over the tenant's chain as stored."""
         data = b"".join(_export(who.tenant_id))
-        import io
-
         report = ev.verify(io.BytesIO(data))
         return report.to_dict()
 

@@ -21,7 +21,7 @@ import orjson
 from agent_bom._core import Ledger
 from agent_bom.errors import ConfigError
 from agent_bom.outbox import OutboxStore
-from agent_bom.outbox.model import OutboundEvent
+from agent_bom.outbox.model import SEVERITIES, OutboundEvent
 from agent_bom.outbox.store import Cursor
 
 __all__ = ["ROLES", "Collector", "EventStore", "StoredEvent", "Tenant", "stream_id_of"]
@@ -406,8 +406,6 @@ class EventStore:
             where.append("event_type <> ?")
             params.append("evidence.checkpoint")
         if min_severity is not None:
-            from agent_bom.outbox.model import SEVERITIES
-
             allowed = SEVERITIES[SEVERITIES.index(min_severity) :]
             where.append(f"severity IN ({', '.join('?' * len(allowed))})")
             params.extend(allowed)
