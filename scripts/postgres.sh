@@ -214,6 +214,7 @@ ensure_role_and_db() {
 		WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$ROLE') \gexec
 		SELECT format('CREATE DATABASE %I OWNER %I', '$DB', '$ROLE')
 		WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB') \gexec
+		SELECT format('GRANT pg_signal_backend TO %I', '$ROLE') \gexec
 	EOF
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -101,7 +102,16 @@ def drop_database(dsn: str) -> None:
     from psycopg import sql
 
     name = _dbname(dsn)
-    with psycopg.connect(_with_dbname(dsn, "postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    # An autovacuum worker can be inside the database at the moment we drop it; FORCE
+    # may then be refused (it cannot signal a process without a role). It ends within
+    # moments, so try again.
+    for attempt in range(50):
+        try:
+            with psycopg.connect(_with_dbname(dsn, "postgres"), autocommit=True) as conn:
+                conn.execute(drop)
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
