@@ -20,6 +20,9 @@
 #                                    server.properties, kafka.pid
 #                                    default: /var/lib/agent-bom/kafka when run as root,
 #                                    else ${XDG_CACHE_HOME:-$HOME/.cache}/agent-bom/kafka
+#   AGENT_BOM_KAFKA_LIB              jar dir (default: lib/ in the state dir); a second
+#                                    broker can share the first one's jars
+#   AGENT_BOM_KAFKA_AUTO_CREATE      true|false: auto.create.topics.enable (default true)
 #   AGENT_BOM_KAFKA_HEAP_OPTS        JVM heap flags (default "-Xms128m -Xmx512m")
 #   AGENT_BOM_KAFKA_START_TIMEOUT    seconds to wait for the broker (default 90)
 #   AGENT_BOM_KAFKA_PYTHON           Python with confluent-kafka used for the readiness
@@ -34,6 +37,7 @@ PORT="${AGENT_BOM_KAFKA_PORT:-59092}"
 CPORT="${AGENT_BOM_KAFKA_CONTROLLER_PORT:-59093}"
 HEAP_OPTS="${AGENT_BOM_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 START_TIMEOUT="${AGENT_BOM_KAFKA_START_TIMEOUT:-90}"
+AUTO_CREATE="${AGENT_BOM_KAFKA_AUTO_CREATE:-true}"
 STOP_TIMEOUT=30
 HOST=127.0.0.1
 BOOTSTRAP="$HOST:$PORT"
@@ -53,6 +57,8 @@ die() {
 [[ "$CPORT" =~ ^[0-9]+$ ]] || die "AGENT_BOM_KAFKA_CONTROLLER_PORT must be a number, got '$CPORT'"
 [[ "$START_TIMEOUT" =~ ^[0-9]+$ ]] ||
 	die "AGENT_BOM_KAFKA_START_TIMEOUT must be a number, got '$START_TIMEOUT'"
+[[ "$AUTO_CREATE" == true || "$AUTO_CREATE" == false ]] ||
+	die "AGENT_BOM_KAFKA_AUTO_CREATE must be true or false, got '$AUTO_CREATE'"
 [[ "$PORT" != "$CPORT" ]] || die "the client and controller ports must differ ($PORT)"
 
 if [[ $(id -u) -eq 0 ]]; then
@@ -60,7 +66,7 @@ if [[ $(id -u) -eq 0 ]]; then
 else
 	BASE="${AGENT_BOM_KAFKA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-bom/kafka}"
 fi
-LIB="$BASE/lib"
+LIB="${AGENT_BOM_KAFKA_LIB:-$BASE/lib}"
 DATA="$BASE/data"
 CONF="$BASE/server.properties"
 LOG4J="$BASE/log4j2.properties"
@@ -202,7 +208,7 @@ write_conf() {
 		num.partitions=3
 		default.replication.factor=1
 		min.insync.replicas=1
-		auto.create.topics.enable=true
+		auto.create.topics.enable=$AUTO_CREATE
 		delete.topic.enable=true
 		offsets.topic.replication.factor=1
 		offsets.topic.num.partitions=10

@@ -7,6 +7,8 @@ and are skipped elsewhere (with the reason).
 
 ``kafka_stop()`` / ``kafka_start()`` bounce the ``scripts/kafka.sh`` broker for tests that
 exercise broker outages; topics and committed offsets survive the bounce.
+``second_broker(...)`` runs another broker with its own ports and settings (e.g. no topic
+auto-creation) for the length of a ``with`` block.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -31,9 +35,11 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def _run(command: str, timeout: float) -> tuple[str | None, str]:
+def _run(
+    command: str, timeout: float, extra_env: dict[str, str] | None = None
+) -> tuple[str | None, str]:
     """Run ``scripts/kafka.sh command``; (last stdout line, "") or (None, error)."""
-    env = dict(os.environ)
+    env = dict(os.environ) | (extra_env or {})
     # The script's readiness probe uses confluent-kafka; this interpreter has it.
     env.setdefault("AGENT_BOM_KAFKA_PYTHON", sys.executable)
     try:
@@ -93,3 +99,36 @@ def kafka_stop() -> None:
     out, error = _run("stop", _STOP_TIMEOUT)
     if out is None:
         pytest.fail(f"could not stop the Kafka broker: {error}", pytrace=False)
+
+
+def _default_dir() -> Path:
+    """The state dir ``scripts/kafka.sh`` uses when ``AGENT_BOM_KAFKA_DIR`` is unset."""
+    if os.environ.get("AGENT_BOM_KAFKA_DIR"):
+        return Path(os.environ["AGENT_BOM_KAFKA_DIR"])
+    if os.geteuid() == 0:
+        return Path("/var/lib/agent-bom/kafka")
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "agent-bom" / "kafka"
+
+
+@contextmanager
+def second_broker(state_dir: Path, *, port: int, auto_create: bool) -> Iterator[str]:
+    """Another single-node broker on ``port`` (controller on ``port + 1``) with its state
+    in ``state_dir``, sharing the main broker's jars; yields its bootstrap address and
+    stops it afterwards. Fails (or skips outside CI) when it cannot start."""
+    kafka_bootstrap()  # the main broker fetched the jars this one shares
+    env = {
+        "AGENT_BOM_KAFKA_DIR": str(state_dir),
+        "AGENT_BOM_KAFKA_LIB": str(_default_dir() / "lib"),
+        "AGENT_BOM_KAFKA_PORT": str(port),
+        "AGENT_BOM_KAFKA_CONTROLLER_PORT": str(port + 1),
+        "AGENT_BOM_KAFKA_AUTO_CREATE": "true" if auto_create else "false",
+    }
+    bootstrap, error = _run("start", _START_TIMEOUT, env)
+    if not bootstrap:
+        _run("stop", _STOP_TIMEOUT, env)
+        _unavailable(f"could not start a second Kafka broker: {error}")
+    try:
+        yield bootstrap
+    finally:
+        _run("stop", _STOP_TIMEOUT, env)

@@ -166,3 +166,54 @@ def test_broker_down_rows_wait_pending_and_all_arrive_after_restart(
         for m in consume_all(kafka_bootstrap, [topic], 500)
     ]
     assert sorted(ids) == sorted(e.event_id for e in events)  # nothing lost, nothing twice
+
+
+def test_missing_topic_with_auto_create_off_names_the_topic(
+    cli: Any, tmp_path: Path, store: OutboxStore
+) -> None:
+    """A broker that does not create topics: `destinations add` refuses a missing topic
+    (naming --topic and the broker setting) and accepts it once created; a row for a
+    missing topic waits with an error naming the topic."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from kafka_broker import second_broker
+
+    with second_broker(tmp_path / "strict-kafka", port=59192, auto_create=False) as bootstrap:
+        db = ["--database", tmp_path / "k.db"]
+        topic = ["--topic", "agent-bom.{tenant_id}.posture"]
+        add = ["destinations", "add", "--tenant", "acme", "--kind", "kafka",
+               "--bootstrap", bootstrap, *topic, *db]  # fmt: skip
+        r = cli(*add)
+        assert r.returncode == 2, r.stderr
+        assert "--topic 'agent-bom.acme.posture' does not exist" in r.stderr, r.stderr
+        assert "auto.create.topics.enable=false" in r.stderr and "Traceback" not in r.stderr
+
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        created = admin.create_topics([NewTopic("agent-bom.acme.posture", 1, 1)])
+        created["agent-bom.acme.posture"].result(timeout=30)
+        ok = cli(*add)
+        assert ok.returncode == 0, ok.stderr
+
+        missing = f"agent-bom.missing-{uuid.uuid4().hex[:8]}"
+        store.add_destination(
+            tenant_id="acme",
+            url=bootstrap,
+            kind="kafka",
+            config={"topic": missing, "message_timeout_ms": 3000},
+        )
+        store.enqueue([OutboundEvent.from_cloudevent(x) for x in cloudevents(3)])
+
+        async def once() -> None:
+            connector = KafkaConnector(timeout=5)
+            try:
+                await OutboxWorker(store, {"kafka": connector}).run(once=True)
+            finally:
+                await connector.aclose()
+
+        asyncio.run(once())
+        rows = store.list_rows(limit=10)
+        assert len(rows) == 3
+        for row in rows:
+            assert row.status is Status.PENDING and row.attempts == 1
+            assert row.last_error is not None and missing in row.last_error, row.last_error
+        assert missing not in admin.list_topics(timeout=10).topics  # nothing created it

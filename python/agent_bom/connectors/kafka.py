@@ -179,14 +179,24 @@ class KafkaConnector:
                     fut.set_result(_result(e.args[0], topic, 0.0))
                     break
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*futures), self.timeout + 5))
+            results = list(await asyncio.wait_for(asyncio.gather(*futures), self.timeout + 5))
         except TimeoutError:
-            return [
+            results = [
                 f.result()
                 if f.done()
                 else SendResult(error=f"no broker ack within {self.timeout}s")
                 for f in futures
             ]
+        if any(r.error is not None and "_MSG_TIMED_OUT" in r.error for r in results):
+            why = await asyncio.to_thread(_missing_topic, producer.producer, topic)
+            if why is not None:
+                results = [
+                    SendResult(error=why, latency_ms=r.latency_ms)
+                    if r.error is not None and "_MSG_TIMED_OUT" in r.error
+                    else r
+                    for r in results
+                ]
+        return results
 
     async def aclose(self) -> None:
         for _, p in self._producers.values():
@@ -197,6 +207,24 @@ class KafkaConnector:
 def _settle(fut: asyncio.Future[SendResult], result: SendResult) -> None:
     if not fut.done():
         fut.set_result(result)
+
+
+def _missing_topic(producer: Producer, topic: str) -> str | None:
+    """Why records timed out, when it is a topic the broker does not have (librdkafka
+    only says "message timed out"); None when the topic exists or the broker is silent."""
+    try:
+        metadata = producer.list_topics(topic, timeout=5)
+    except KafkaException:
+        return None
+    found = metadata.topics.get(topic)
+    if found is None or found.error is None:
+        return None
+    if found.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+        return None
+    return (
+        f"topic {topic!r} does not exist and the broker does not create it "
+        "(auto.create.topics.enable=false): create the topic or change the destination's --topic"
+    )
 
 
 def _result(err: KafkaError | None, topic: str, ms: float) -> SendResult:
