@@ -62,9 +62,9 @@ from server_support import CollectorClient, finding, free_port
 import bare_ingest
 from agent_bom.outbox import open_store
 from agent_bom.redaction import load_redactor
-from agent_bom.server.app import _CollectorReplay, _now
+from agent_bom.server.app import _now
 from agent_bom.server.ingest import ingest, split_body
-from agent_bom.server.store import EventStore
+from agent_bom.server.store import EventStore, Replay
 from agent_bom.signing import new_signing_key, verify
 from bench_outbox import Stores, postgres_server
 
@@ -331,7 +331,8 @@ def handler_in_process(
     stores: Stores, timed: list[bytes], events: int, profiler: cProfile.Profile | None = None
 ) -> float:
     """Events/s of what the serve handler does per batch, called in this process on a
-    fresh store: collector lookup, signature + replay guard, split, ingest, audit record."""
+    fresh store: collector lookup, signature, split, ingest with the replay guard and the
+    audit record in its transaction, as the app does."""
     with stores.fresh() as url:
         collector_id, key = add_collector(url)
         reqs = signed(timed, collector_id, key)
@@ -346,23 +347,17 @@ def handler_in_process(
             for req in reqs:
                 collector = event_store.collector(collector_id)
                 assert collector is not None and collector.public_key
-                verify(
-                    req.headers,
-                    req.body,
-                    [collector.public_key],
-                    replay_guard=_CollectorReplay(event_store, collector.id),
-                )
+                msg_id = verify(req.headers, req.body, [collector.public_key])
                 raw = split_body(req.body, "application/json")
-                result = ingest(event_store, collector, raw, redactor=redactor)
-                accepted += result.count("accepted")
-                event_store.append_audit(
-                    TENANT,
-                    actor=collector.id,
-                    action="events.ingest",
-                    outcome=200,
-                    summary={"events": len(raw), "bytes": len(req.body)},
-                    at=_now(),
+                result = ingest(
+                    event_store,
+                    collector,
+                    raw,
+                    redactor=redactor,
+                    audit=(collector.id, "events.ingest", {"events": len(raw)}, _now()),
+                    replay=Replay(f"{collector.id}:{msg_id}", time.time(), 600),
                 )
+                accepted += result.count("accepted")
             if profiler:
                 profiler.disable()
             seconds = time.perf_counter() - t

@@ -104,8 +104,16 @@ def test_authentication_failures_are_401(deployment: Deployment) -> None:
     body = orjson.dumps([finding(1)])
     h = d.a.collector.headers(body, msg_id="req-replayed")
     assert httpx.post(f"{d.url}/v1/events", content=body, headers=h).status_code == 200
+    before = len(d.events.events(d.a.id, limit=1000))
     replay = httpx.post(f"{d.url}/v1/events", content=body, headers=h)
     assert replay.status_code == 401 and "replay" in replay.json()["detail"]
+    bad = b"[not json"  # a request whose body is refused is guarded against replay too
+    h_bad = d.a.collector.headers(bad, msg_id="req-bad-body")
+    assert httpx.post(f"{d.url}/v1/events", content=bad, headers=h_bad).status_code == 400
+    r = httpx.post(f"{d.url}/v1/events", content=bad, headers=h_bad)
+    assert r.status_code == 401 and "replay" in r.json()["detail"]
+    # The replays stored nothing: only the bad body's audit record was chained.
+    assert len(d.events.events(d.a.id, limit=1000)) == before + 1
     stale = d.a.collector.headers(body, ts=int(time.time()) - 3600)
     assert httpx.post(f"{d.url}/v1/events", content=body, headers=stale).status_code == 401
     wrong = d.b.collector.headers(body)

@@ -19,14 +19,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from agent_bom import __version__
 from agent_bom import evidence as ev
 from agent_bom.envelope import epoch_millis
-from agent_bom.errors import AgentBomError, SignatureInvalid
+from agent_bom.errors import AgentBomError, Replayed, SignatureInvalid
 from agent_bom.outbox import OutboxStore
 from agent_bom.redaction import load_redactor
 from agent_bom.server.ingest import BadBody, ingest, split_body
 from agent_bom.server.keys import ServerKey
 from agent_bom.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from agent_bom.server.scans import check_scan_signature, scan_finding
-from agent_bom.server.store import Collector, EventStore, StoredEvent
+from agent_bom.server.store import Collector, EventStore, Replay, StoredEvent
 from agent_bom.signing import DEFAULT_TOLERANCE, verify
 
 __all__ = ["ServerConfig", "create_app"]
@@ -117,27 +117,7 @@ def create_app(
             raise _problem(401, "missing x-agent-bom-collector header (the collector id)")
         data, headers, at = bytes(body), dict(request.headers), _now()
 
-        def work() -> tuple[int, dict[str, Any]]:
-            # One thread hop for the whole request: lookup, signature, split, ingest.
-            collector = collectors.get(x_agent_bom_collector)
-            if collector is None or not collector.enabled:
-                return 401, {"detail": "unknown or disabled collector"}
-            if collector.key_type == "ed25519":
-                keys = [collector.public_key or ""]
-            elif server_key is None or collector.secret_enc is None:
-                return 500, {"detail": "server key not configured for HMAC collectors"}
-            else:
-                keys = [server_key.open(collector.id, collector.secret_enc)]
-            try:
-                verify(
-                    headers,
-                    data,
-                    keys,
-                    cfg.tolerance,
-                    replay_guard=_CollectorReplay(events, collector.id),
-                )
-            except SignatureInvalid as e:
-                return 401, {"detail": str(e)}
+        def accept(collector: Collector, replay: Replay) -> tuple[int, dict[str, Any]]:
             # Authenticated from here on: every outcome is audited in the tenant's chain.
             summary = {"events": 0, "bytes": len(data)}
             try:
@@ -154,6 +134,7 @@ def create_app(
                     outcome=status,
                     summary=summary,
                     at=at,
+                    replay=replay,
                 )
                 return status, {"detail": str(e)}
             result = ingest(
@@ -162,9 +143,33 @@ def create_app(
                 raw,
                 redactor=redactor,
                 audit=(collector.id, "events.ingest", summary, at),
+                replay=replay,
             )
             metrics.observe(result)
             return result.status, result.to_dict()
+
+        def work() -> tuple[int, dict[str, Any]]:
+            # One thread hop for the whole request: lookup, signature, split, ingest.
+            collector = collectors.get(x_agent_bom_collector)
+            if collector is None or not collector.enabled:
+                return 401, {"detail": "unknown or disabled collector"}
+            if collector.key_type == "ed25519":
+                keys = [collector.public_key or ""]
+            elif server_key is None or collector.secret_enc is None:
+                return 500, {"detail": "server key not configured for HMAC collectors"}
+            else:
+                keys = [server_key.open(collector.id, collector.secret_enc)]
+            try:
+                msg_id = verify(headers, data, keys, cfg.tolerance)
+            except SignatureInvalid as e:
+                return 401, {"detail": str(e)}
+            # The replay guard is claimed in the transaction that stores the batch (or
+            # its audit record): one commit per request, and a replay stores nothing.
+            replay = Replay(f"{collector.id}:{msg_id}", time.time(), 2 * cfg.tolerance)
+            try:
+                return accept(collector, replay)
+            except Replayed as e:
+                return 401, {"detail": str(e)}
 
         try:
             status, payload = await asyncio.to_thread(work)
@@ -439,16 +444,6 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     return app
-
-
-class _CollectorReplay:
-    """The database replay guard, keyed per collector."""
-
-    def __init__(self, events: EventStore, collector_id: str) -> None:
-        self._events, self._prefix = events, collector_id + ":"
-
-    def claim(self, msg_id: str, *, now: float, keep_for: float) -> bool:
-        return self._events.claim(self._prefix + msg_id, now=now, keep_for=keep_for)
 
 
 def _now() -> str:

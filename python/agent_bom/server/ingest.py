@@ -13,7 +13,7 @@ import orjson
 
 from agent_bom.envelope import check_envelope, epoch_millis
 from agent_bom.redaction import load_redactor
-from agent_bom.server.store import Collector, EventStore, audit_record
+from agent_bom.server.store import Collector, EventStore, Replay, audit_record
 
 __all__ = ["EventResult", "IngestResult", "ingest", "split_body"]
 
@@ -63,9 +63,10 @@ class BadBody(ValueError):
     """The request body is not a JSON array or NDJSON of objects."""
 
 
-def split_body(body: bytes, content_type: str) -> list[bytes | None]:
-    """One raw JSON text per event (None for a line that is not JSON): a JSON array
-    or NDJSON. A JSON array that does not parse is a 400 naming where."""
+def split_body(body: bytes, content_type: str) -> list[Any]:
+    """The events of a body, for ``ingest``: the parsed items of a JSON array, or the
+    raw lines (bytes, parsed one by one so a bad line only rejects itself) of NDJSON.
+    A JSON array that does not parse is a 400 naming where."""
     stripped = body.lstrip()
     if stripped.startswith(b"[") and "ndjson" not in content_type:
         try:
@@ -74,7 +75,7 @@ def split_body(body: bytes, content_type: str) -> list[bytes | None]:
             raise BadBody(f"body is not valid JSON: {e}") from None
         if not isinstance(items, list):
             raise BadBody("body must be a JSON array of events or NDJSON")
-        return [orjson.dumps(item) for item in items]
+        return items
     return [line for line in body.split(b"\n") if line.strip()]
 
 
@@ -103,25 +104,32 @@ _SCOPE_NAMES = {
 def ingest(
     store: EventStore,
     collector: Collector,
-    raw_events: Sequence[bytes | None],
+    raw_events: Sequence[Any],
     *,
     redactor: Any = None,
     audit: tuple[str, str, dict[str, Any], str] | None = None,
+    replay: Replay | None = None,
 ) -> IngestResult:
     """Validate (contracts), authorize (collector scope, tenant), then redact, chain and
-    store the rest in one transaction with their outbox rows. ``audit`` = (actor,
-    action, request summary, time): the request's audit record, chained in the same
-    transaction with the outcome status."""
+    store the rest in one transaction with their outbox rows.
+
+    Each of ``raw_events`` is a JSON text (bytes) or an already parsed JSON value.
+    ``audit`` = (actor, action, request summary, time): the request's audit record,
+    chained in the same transaction with the outcome status. ``replay``: the request's
+    replay-guard entry, claimed in that transaction too (``Replayed`` when taken)."""
     tenant = collector.tenant_id
     verdicts: list[EventResult | None] = []
     passing: list[bytes] = []
     created: list[str] = []
     for i, raw in enumerate(raw_events):
-        try:
-            event = orjson.loads(raw) if raw is not None else None
-        except orjson.JSONDecodeError as e:
-            verdicts.append(EventResult(i, "rejected", code="MALFORMED_JSON", reason=f"{e}"))
-            continue
+        if isinstance(raw, bytes):
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                verdicts.append(EventResult(i, "rejected", code="MALFORMED_JSON", reason=f"{e}"))
+                continue
+        else:
+            event = raw
         if not isinstance(event, dict):
             verdicts.append(
                 EventResult(i, "rejected", code="INVALID_EVENT", reason="an event is a JSON object")
@@ -201,6 +209,7 @@ def ingest(
             passing,
             redactor=redactor if redactor is not None else load_redactor(),
             audit=audit_of if audit is not None else None,
+            replay=replay,
         )
         result.events = merged(stored)
         newest = max(created)  # one lag sample per request: the newest event's
@@ -212,6 +221,14 @@ def ingest(
     if audit is not None:
         actor, action, summary, at = audit
         store.append_audit(
-            tenant, actor=actor, action=action, outcome=result.status, summary=summary, at=at
+            tenant,
+            actor=actor,
+            action=action,
+            outcome=result.status,
+            summary=summary,
+            at=at,
+            replay=replay,
         )
+    elif replay is not None:
+        store.claim(replay.key, now=replay.now, keep_for=replay.keep_for, strict=True)
     return result

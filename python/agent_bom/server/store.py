@@ -19,12 +19,20 @@ from typing import Any
 import orjson
 
 from agent_bom._core import Ledger
-from agent_bom.errors import ConfigError
+from agent_bom.errors import ConfigError, Replayed
 from agent_bom.outbox import OutboxStore
 from agent_bom.outbox.model import SEVERITIES, OutboundEvent
 from agent_bom.outbox.store import Cursor
 
-__all__ = ["ROLES", "Collector", "EventStore", "StoredEvent", "Tenant", "stream_id_of"]
+__all__ = [
+    "ROLES",
+    "Collector",
+    "EventStore",
+    "Replay",
+    "StoredEvent",
+    "Tenant",
+    "stream_id_of",
+]
 
 ROLES = ("viewer", "admin")
 AUDIT_TYPE = "dev.agent-bom.audit.action"  # custom type: the registry has no API-audit type
@@ -88,6 +96,15 @@ class StoredEvent:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Replay:
+    """A request's replay-guard entry: its key, the time, how long it guards."""
+
+    key: str
+    now: float
+    keep_for: float
+
+
 class EventStore:
     """Wraps an ``OutboxStore`` (same database, same transactions)."""
 
@@ -97,6 +114,7 @@ class EventStore:
         self.db = store
         self.checkpoint_every = checkpoint_every
         self.redactor = redactor
+        self._replay_gc_at = 0.0  # when expired replay-guard entries are next dropped
 
     # -- tenants and credentials ---------------------------------------------------------
 
@@ -218,16 +236,35 @@ class EventStore:
 
     # -- the replay guard every process shares --------------------------------------------
 
-    def claim(self, msg_id: str, *, now: float, keep_for: float) -> bool:
-        """``ReplayStore`` over the database: True the first time an id is seen."""
+    def claim(self, msg_id: str, *, now: float, keep_for: float, strict: bool = False) -> bool:
+        """``ReplayStore`` over the database: True the first time an id is seen
+        (``strict``: raise ``Replayed`` instead of returning False)."""
+        self._forget_expired(now)
+        with self.db.transaction() as cur:
+            return self._claim(cur, Replay(msg_id, now, keep_for), strict=strict)
+
+    def _claim(self, cur: Cursor, replay: Replay, *, strict: bool = True) -> bool:
+        cur.execute(
+            "INSERT INTO replay_guard (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (replay.key, replay.now + replay.keep_for),
+        )
+        if cur.rowcount == 1:
+            return True
+        if strict:
+            raise Replayed(
+                "this signed request was already accepted (its webhook-id was seen within "
+                "the replay window): a replay"
+            )
+        return False
+
+    def _forget_expired(self, now: float) -> None:
+        """Drops expired replay-guard entries, at most once a minute per process (an
+        expired entry only guards what the timestamp check refuses anyway)."""
+        if now < self._replay_gc_at:
+            return
+        self._replay_gc_at = now + 60
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM replay_guard WHERE expires_at < ?", (now,))
-            cur.execute(
-                "INSERT INTO replay_guard (key, expires_at) VALUES (?, ?) "
-                "ON CONFLICT (key) DO NOTHING",
-                (msg_id, now + keep_for),
-            )
-            return cur.rowcount == 1
 
     # -- the chain ------------------------------------------------------------------------
 
@@ -238,6 +275,7 @@ class EventStore:
         *,
         redactor: Any,
         audit: Callable[[list[tuple[str, Any, Any]]], bytes] | None = None,
+        replay: Replay | None = None,
     ) -> tuple[list[tuple[str, Any, Any]], dict[str, int]]:
         """Prepare (core), drop duplicates, chain and insert ``events`` for ``tenant_id``
         in one transaction with their outbox rows.
@@ -245,8 +283,13 @@ class EventStore:
         Returns one result per input, ``("accepted", event_id, seq)``,
         ``("duplicate", event_id, None)`` or ``("rejected", code, reason)``, and the
         redactions per rule. ``audit``, given the results, returns an audit record to
-        chain after the events in the same transaction."""
+        chain after the events in the same transaction. ``replay`` is claimed in that
+        transaction first; ``Replayed`` (nothing stored) when it is taken."""
+        if replay is not None:
+            self._forget_expired(replay.now)
         with self.db.transaction() as cur:
+            if replay is not None:
+                self._claim(cur, replay)
             cur.execute(
                 "SELECT state FROM ledgers WHERE tenant_id = ?" + self.db._for_update, (tenant_id,)
             )
@@ -338,10 +381,12 @@ class EventStore:
         outcome: int,
         summary: dict[str, Any],
         at: str,
+        replay: Replay | None = None,
     ) -> None:
-        """An audit record of one API action, chained into the tenant's stream."""
+        """An audit record of one API action, chained into the tenant's stream
+        (``replay``: claimed in the same transaction)."""
         record = audit_record(actor=actor, action=action, outcome=outcome, summary=summary, at=at)
-        results, _ = self.append(tenant_id, [record], redactor=self.redactor)
+        results, _ = self.append(tenant_id, [record], redactor=self.redactor, replay=replay)
         if results[0][0] == "rejected":
             raise ConfigError(f"audit record rejected: {results[0][2]}")
 
