@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from outbox_support import SECRET_REF, TENANT, cloudevents
@@ -183,3 +185,35 @@ def test_destination_validation_names_the_problem(store: OutboxStore) -> None:
 def test_unknown_database_scheme_is_refused() -> None:
     with pytest.raises(ConfigError, match="mysql"):
         open_store("mysql://db/x")
+
+
+def test_sqlite_checkpoints_in_the_background_off_the_commit_path(tmp_path: Path) -> None:
+    """With the background checkpointer no commit checkpoints (the WAL outgrows
+    SQLite's 1,000-page trigger), yet the thread copies it all into the database."""
+    from agent_bom.outbox.sqlite import SQLiteStore
+
+    store = open_store(f"sqlite:///{tmp_path / 'o.db'}")
+    assert isinstance(store, SQLiteStore)
+    # Another connection stays open, so closing the store's does not checkpoint the WAL.
+    keeper = sqlite3.connect(tmp_path / "o.db")
+    keeper.execute("SELECT count(*) FROM outbox").fetchone()
+    store.checkpoint_in_background(interval=3600)  # the thread stays idle during the writes
+    store.add_destination(tenant_id=TENANT, url="https://example.com/hook", secret_ref=SECRET_REF)
+    for i in range(10):  # ~10 MiB of bodies, far beyond 1,000 pages of WAL
+        store.enqueue([OutboundEvent(TENANT, f"e-{i}-{j}", "finding.created", "high",
+                                     b"x" * 4096) for j in range(256)])  # fmt: skip
+    wal = tmp_path / "o.db-wal"
+    assert wal.stat().st_size > 8 * 1024 * 1024  # no commit checkpointed and reset it
+    store.close()  # stops the thread
+
+    store = open_store(f"sqlite:///{tmp_path / 'o.db'}")
+    assert isinstance(store, SQLiteStore)
+    store.checkpoint_in_background(interval=0.05, wal_limit=1024 * 1024)
+    time.sleep(0.5)  # rounds of PASSIVE checkpoints
+    # A commit can restart the WAL (and trim its file) only once every frame is in the
+    # database: the thread did that.
+    store.enqueue([OutboundEvent(TENANT, "after", "finding.created", "high", b"{}")])
+    assert wal.stat().st_size <= 1024 * 1024
+    assert store.stats()["totals"]["pending"] == 2561
+    store.close()
+    keeper.close()

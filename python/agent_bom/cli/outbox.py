@@ -18,6 +18,7 @@ from agent_bom.cli._db import DATABASE, JSON, iso, parse_time, print_json, store
 from agent_bom.errors import AgentBomError, ConfigError
 from agent_bom.outbox.model import EnqueueResult, OutboundEvent, Status
 from agent_bom.outbox.policy import DEFAULT_SCHEDULE, RetryPolicy
+from agent_bom.outbox.sqlite import SQLiteStore
 from agent_bom.outbox.store import DEFAULT_RECOVER_CAP
 
 app = typer.Typer(
@@ -141,6 +142,8 @@ def run_cmd(
         )
         try:
             with store(database) as s:
+                if isinstance(s, SQLiteStore):
+                    s.checkpoint_in_background()
                 worker = OutboxWorker(
                     s,
                     {"webhook": webhook},

@@ -8,6 +8,7 @@ from rich.markup import escape
 from agent_bom.cli._console import err_console
 from agent_bom.cli._db import DATABASE, JSON, print_json, store
 from agent_bom.errors import ConfigError
+from agent_bom.outbox.sqlite import SQLiteStore
 from agent_bom.server.keys import ServerKey, new_server_key
 from agent_bom.server.store import ROLES, EventStore
 from agent_bom.signing import new_secret, new_signing_key
@@ -161,5 +162,7 @@ def serve(
             raise
         err_console.print(f"[yellow]note:[/] {escape(str(e))}; only Ed25519 collectors can post")
     s = store(database)
+    if isinstance(s, SQLiteStore):
+        s.checkpoint_in_background()
     app = create_app(s, config=ServerConfig(checkpoint_every=checkpoint_every), server_key=key)
     uvicorn.run(app, host=host, port=port, log_level="warning")

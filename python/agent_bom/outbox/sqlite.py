@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -34,7 +35,40 @@ class SQLiteStore(OutboxStore):
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(f"cannot open the SQLite database {self.path}: {e}") from None
         self._lock = threading.RLock()
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._migrate()
+
+    def checkpoint_in_background(
+        self, interval: float = 1.0, *, wal_limit: int = 64 * 1024 * 1024
+    ) -> None:
+        """Move WAL checkpoints off the commit path (for long-running processes).
+
+        By default the commit that grows the WAL past 1,000 pages copies it into the
+        database and syncs, inside the write lock; under sustained ingest that is a
+        stall every few dozen batches. Here this connection never checkpoints; a
+        thread with its own connection runs a PASSIVE checkpoint (it never blocks
+        writers or readers) every ``interval`` seconds instead. A commit that restarts
+        the fully checkpointed WAL trims its file to ``wal_limit`` bytes."""
+        if self._checkpointer is not None:
+            return
+        with self._lock:
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit)}")
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, args=(interval,), name="sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval: float) -> None:
+        conn = sqlite3.connect(self.path, timeout=interval, isolation_level=None)
+        try:
+            while not self._stopping.wait(interval):
+                # Busy or locked: the next round catches up.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
@@ -69,5 +103,8 @@ class SQLiteStore(OutboxStore):
         )
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         with self._lock:
             self._conn.close()

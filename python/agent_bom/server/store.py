@@ -330,34 +330,19 @@ class EventStore:
                     seen.add(str(a))
                     keep.append(True)
                     out.append(("accepted", a, None))
-            records = ledger.append(prepared, keep)
+            records = ledger.append_records(prepared, keep)
             if audit is not None:
                 record = ledger.prepare([audit(out)])
                 if record.results()[0][0] != "event":
                     raise ConfigError(f"audit record rejected: {record.results()[0][2]}")
-                records += ledger.append(record, [True])
+                records += ledger.append_records(record, [True])
             now = time.time()
-            rows, outbound, seq_of = [], [], {}
-            for line in records.splitlines():
-                ce = orjson.loads(line)
-                rows.append(
-                    (
-                        tenant_id,
-                        ce["seq"],
-                        ce["id"],
-                        ce["data"]["event_type"],
-                        ce.get("severity"),
-                        ce["time"],
-                        line,
-                        now,
-                    )
-                )
-                seq_of[ce["id"]] = ce["seq"]
-                outbound.append(
-                    OutboundEvent(
-                        tenant_id, ce["id"], ce["data"]["event_type"], ce.get("severity"), line
-                    )
-                )
+            rows = [(tenant_id, *r, now) for r in records]
+            seq_of = {r[1]: r[0] for r in records}
+            outbound = [
+                OutboundEvent(tenant_id, event_id, event_type, severity, line)
+                for _, event_id, event_type, severity, _, line in records
+            ]
             if rows:
                 cur.executemany(
                     "INSERT INTO events (tenant_id, seq, event_id, event_type, severity, time, "
