@@ -236,3 +236,42 @@ def test_posture_event_is_immutable_and_rejects_unknown_members() -> None:
         event.tenant_id = "x"  # type: ignore[misc]
     (problem,) = check_envelope({**example_event("skill.verdict"), "traceparent": "00-x"})
     assert problem.path == "$.traceparent" and "payload" in problem.message
+
+
+def _accepts(validate: Any, event: Any) -> bool:
+    try:
+        validate(event)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("event_type", list(_core.REGISTRY_TYPES))
+def test_the_typed_fast_path_accepts_exactly_what_the_envelope_accepts(event_type: str) -> None:
+    """check_envelope's one-pass validator (payload typed as the contract) may only
+    ever say "valid" where PostureEvent does, on envelope and payload mutations."""
+    from agent_bom.envelope import _typed_envelope
+
+    fast = _typed_envelope(event_type).validate_python
+    base = {**example_event(event_type), "event_type": event_type}
+    cases: list[Any] = [
+        base,
+        {**base, "payload": {}},
+        {k: v for k, v in base.items() if k != "payload"},
+    ]
+    cases += [{**base, **change} for _, change in _CORPUS]
+    payload = base["payload"]
+    wrong: list[Any] = [None, 0, 1.5, -1, "", "x" * 5000, [], {}, True, "2026-05-01", "1.2.3.4"]
+    for key in payload:
+        cases.append({**base, "payload": {k: v for k, v in payload.items() if k != key}})
+        cases += [{**base, "payload": {**payload, key: w}} for w in wrong]
+    cases.append({**base, "payload": {**payload, "unexpected": 1}})
+    cases.append({**base, "payload": [payload]})
+    assert _accepts(fast, base)  # the common case takes the fast path
+    accepted = 0
+    for event in cases:
+        slow_ok = _accepts(PostureEvent.model_validate, event)
+        assert _accepts(fast, event) <= slow_ok, event  # never valid where the envelope says not
+        assert (check_envelope(event) == []) == slow_ok, event
+        accepted += slow_ok
+    assert 0 < accepted < len(cases)

@@ -32,9 +32,10 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     WithJsonSchema,
+    create_model,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, SchemaValidator
 
 from agent_bom import _core
 from agent_bom.errors import InvalidEvent
@@ -931,8 +932,36 @@ def _problems(e: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Pr
     return out
 
 
+_TYPED: dict[str, SchemaValidator] = {}
+
+
+def _typed_envelope(event_type: str) -> SchemaValidator:
+    """The envelope with ``payload`` typed as the registry contract of ``event_type``:
+    one pass in pydantic-core, no Python in between. It accepts exactly what
+    ``PostureEvent`` accepts for that type; ``PostureEvent`` stays the one that names
+    every problem of an invalid event."""
+    validator = _TYPED.get(event_type)
+    if validator is None:
+        fields: dict[str, Any] = {
+            name: (f.annotation, f) for name, f in PostureEvent.model_fields.items()
+        }
+        fields["payload"] = (REGISTRY[event_type], ...)
+        model = create_model(
+            f"PostureEvent[{event_type}]", __config__=PostureEvent.model_config, **fields
+        )
+        validator = _TYPED[event_type] = model.__pydantic_validator__
+    return validator
+
+
 def check_envelope(obj: Any) -> list[Problem]:
     """Every problem that keeps ``obj`` (parsed JSON) from being a valid envelope; [] if none."""
+    event_type = obj.get("event_type") if isinstance(obj, dict) else None
+    if isinstance(event_type, str) and event_type in REGISTRY:
+        try:
+            _typed_envelope(event_type).validate_python(obj)
+            return []
+        except ValidationError:
+            pass  # PostureEvent below names every problem
     try:
         PostureEvent.model_validate(obj)
     except ValidationError as e:

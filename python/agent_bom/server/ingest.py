@@ -4,6 +4,7 @@ Each event gets its own verdict; a bad event never stops the good ones."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,12 +44,8 @@ class IngestResult:
     @property
     def status(self) -> int:
         """200 all accepted or duplicate, 207 mixed, 403/400 all rejected."""
-        rejected = [e for e in self.events if e.status == "rejected"]
-        if not rejected:
-            return 200
-        if len(rejected) < len(self.events):
-            return 207
-        return 403 if all(e.code == "FORBIDDEN" for e in rejected) else 400
+        codes = [e.code for e in self.events if e.status == "rejected"]
+        return _status(codes, len(self.events))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +54,15 @@ class IngestResult:
             "rejected": self.count("rejected"),
             "events": [e.to_dict() for e in self.events],
         }
+
+
+def _status(rejected_codes: Sequence[str | None], total: int) -> int:
+    """A batch's status from the codes of its rejected events."""
+    if not rejected_codes:
+        return 200
+    if len(rejected_codes) < total:
+        return 207
+    return 403 if all(c == "FORBIDDEN" for c in rejected_codes) else 400
 
 
 class BadBody(ValueError):
@@ -93,6 +99,7 @@ def _scope_values(event: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _SCOPE_NAMES = {
     "event_types": "event type",
     "connectors": "connector",
@@ -121,6 +128,7 @@ def ingest(
     verdicts: list[EventResult | None] = []
     passing: list[bytes] = []
     created: list[str] = []
+    scoped = any(collector.scope.values())  # an unscoped collector may post any event
     for i, raw in enumerate(raw_events):
         if isinstance(raw, bytes):
             try:
@@ -149,9 +157,7 @@ def ingest(
             continue
         event["tenant_id"] = tenant
         event_id = event.get("event_id")
-        if isinstance(event_id, str) and (
-            len(event_id) > 256 or any(ord(c) < 0x20 or c == "\x7f" for c in event_id)
-        ):
+        if isinstance(event_id, str) and (len(event_id) > 256 or _CONTROL.search(event_id)):
             verdicts.append(
                 EventResult(
                     i,
@@ -170,14 +176,16 @@ def ingest(
                 )
             )
             continue
-        denied = [
-            f"{_SCOPE_NAMES[k]} {v!r} is outside collector {collector.id}'s scope"
-            for k, v in _scope_values(event).items()
-            if not collector.allows(k, v)
-        ]
-        if denied:
-            verdicts.append(EventResult(i, "rejected", code="FORBIDDEN", reason="; ".join(denied)))
-            continue
+        if scoped:
+            denied = [
+                f"{_SCOPE_NAMES[k]} {v!r} is outside collector {collector.id}'s scope"
+                for k, v in _scope_values(event).items()
+                if not collector.allows(k, v)
+            ]
+            if denied:
+                reason = "; ".join(denied)
+                verdicts.append(EventResult(i, "rejected", code="FORBIDDEN", reason=reason))
+                continue
         verdicts.append(None)
         passing.append(orjson.dumps(event))
         created.append(event["created_at"])
@@ -200,7 +208,9 @@ def ingest(
     def audit_of(stored: list[tuple[str, Any, Any]]) -> bytes:
         assert audit is not None
         actor, action, summary, at = audit
-        outcome = IngestResult(merged(stored)).status
+        codes = [v.code for v in verdicts if v is not None]
+        codes += [str(a) for kind, a, _ in stored if kind == "rejected"]
+        outcome = _status(codes, len(verdicts))
         return audit_record(actor=actor, action=action, outcome=outcome, summary=summary, at=at)
 
     if passing:
