@@ -287,6 +287,10 @@ class EventStore:
         transaction first; ``Replayed`` (nothing stored) when it is taken."""
         if replay is not None:
             self._forget_expired(replay.now)
+        # Parsing, redaction, mapping and hashing need no chain state: done before the
+        # transaction, they run in parallel with other requests' transactions.
+        prepared = self._ledger(tenant_id, None, redactor).prepare(list(events))
+        results = prepared.results()
         with self.db.transaction() as cur:
             if replay is not None:
                 self._claim(cur, replay)
@@ -296,16 +300,7 @@ class EventStore:
             r = cur.fetchone()
             if r is None:
                 raise ConfigError(f"no tenant {tenant_id!r}")
-            ledger = Ledger(
-                stream_id_of(tenant_id),
-                tenant_id=tenant_id,
-                source="urn:agent-bom:ingest",
-                checkpoint_every=self.checkpoint_every,
-                state=None if r[0] is None else bytes(r[0]),
-                redactor=redactor,
-            )
-            prepared = ledger.prepare(list(events))
-            results = prepared.results()
+            ledger = self._ledger(tenant_id, None if r[0] is None else bytes(r[0]), redactor)
             ids = [res[1] for res in results if res[0] == "event"]
             existing: set[str] = set()
             for i in range(0, len(ids), 500):
@@ -357,6 +352,16 @@ class EventStore:
         final = [(k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out]
         return final, prepared.redactions_by_rule()
 
+    def _ledger(self, tenant_id: str, state: bytes | None, redactor: Any = None) -> Ledger:
+        return Ledger(
+            stream_id_of(tenant_id),
+            tenant_id=tenant_id,
+            source="urn:agent-bom:ingest",
+            checkpoint_every=self.checkpoint_every,
+            state=state,
+            redactor=redactor,
+        )
+
     def append_audit(
         self,
         tenant_id: str,
@@ -384,13 +389,7 @@ class EventStore:
             r = cur.fetchone()
             if r is None or r[0] is None:
                 return 0
-            ledger = Ledger(
-                stream_id_of(tenant_id),
-                tenant_id=tenant_id,
-                source="urn:agent-bom:ingest",
-                checkpoint_every=self.checkpoint_every,
-                state=bytes(r[0]),
-            )
+            ledger = self._ledger(tenant_id, bytes(r[0]))
             records = ledger.seal()
             if not records:
                 return 0
