@@ -173,6 +173,52 @@ impl Ledger {
     }
 }
 
+/// What the ingest store indexes of one written record (a line of `append`'s output).
+#[derive(Debug, PartialEq)]
+pub struct RecordMeta<'a> {
+    pub seq: u64,
+    pub id: String,
+    /// `data.event_type`; `evidence.checkpoint` for checkpoints.
+    pub event_type: String,
+    pub severity: Option<String>,
+    pub time: String,
+    /// The line, without its newline.
+    pub line: &'a [u8],
+}
+
+/// The records in `out` (NDJSON from `append` or `seal`), read back so callers need
+/// not parse them again.
+pub fn records(out: &[u8]) -> Result<Vec<RecordMeta<'_>>, String> {
+    let mut metas = Vec::new();
+    for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let v = json::parse(line, 64).map_err(|e| format!("record is not JSON: {e}"))?;
+        let text = |v: Option<&Value<'_>>, what: &str| {
+            v.and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("record has no string {what}"))
+        };
+        let seq = match v.get("seq") {
+            Some(Value::Number(x)) if *x >= 0.0 && x.fract() == 0.0 => *x as u64,
+            _ => return Err("record has no seq".into()),
+        };
+        metas.push(RecordMeta {
+            seq,
+            id: text(v.get("id"), "id")?,
+            event_type: text(
+                v.get("data").and_then(|d| d.get("event_type")),
+                "data.event_type",
+            )?,
+            severity: v
+                .get("severity")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            time: text(v.get("time"), "time")?,
+            line,
+        });
+    }
+    Ok(metas)
+}
+
 fn decode_state(cfg: &StreamConfig, bytes: &[u8]) -> Result<ChainState, String> {
     let v = json::parse(bytes, 8).map_err(|e| format!("ledger state is not JSON: {e}"))?;
     let bad = |what: &str| format!("ledger state: {what} missing or invalid");
@@ -320,5 +366,39 @@ mod tests {
         other.stream_id = "tenant-globex".into();
         assert!(Ledger::new(other, Some(&l.state_bytes())).is_err());
         assert!(Ledger::new(cfg(0), Some(b"{}")).is_err());
+    }
+
+    #[test]
+    fn records_read_back_what_append_wrote() {
+        let mut ledger = Ledger::new(cfg(2), None).unwrap();
+        let events: Vec<Vec<u8>> = (0..3).map(event).collect();
+        let batch = ledger.prepare(&events, None).unwrap();
+        let out = ledger.append(&batch, &[true, true, true]).unwrap();
+        let metas = records(&out).unwrap();
+        let types: Vec<&str> = metas.iter().map(|m| m.event_type.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "finding.created",
+                "finding.created",
+                "evidence.checkpoint",
+                "finding.created"
+            ]
+        );
+        assert_eq!(
+            metas.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        let lines: Vec<&[u8]> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        for (m, line) in metas.iter().zip(lines) {
+            assert_eq!(m.line, line);
+            let v = json::parse(line, 64).unwrap();
+            assert_eq!(v.get("id").and_then(Value::as_str), Some(m.id.as_str()));
+            assert_eq!(v.get("time").and_then(Value::as_str), Some(m.time.as_str()));
+        }
+        assert!(records(b"{\"seq\":1}\n").is_err());
     }
 }

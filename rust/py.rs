@@ -1131,6 +1131,24 @@ impl PyLedger {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// Chains the kept events like `append`; returns one tuple per record written
+    /// (checkpoints included): (seq, id, event_type, severity or None, time, line).
+    fn append_records<'py>(
+        &self,
+        py: Python<'py>,
+        batch: PyRef<'py, PyPreparedBatch>,
+        keep: Vec<bool>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let out = self.append(py, batch, keep)?;
+        let metas = crate::ledger::records(out.as_bytes()).map_err(PyValueError::new_err)?;
+        let rows = PyList::empty(py);
+        for m in metas {
+            let line = PyBytes::new(py, m.line);
+            rows.append((m.seq, m.id, m.event_type, m.severity, m.time, line))?;
+        }
+        Ok(rows)
+    }
+
     /// A checkpoint over the records since the last one (empty bytes when none).
     fn seal<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let out = py
