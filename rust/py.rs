@@ -178,7 +178,10 @@ fn parse_err(e: ParseError) -> PyErr {
 #[pyfunction]
 fn canonical_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let v = to_value(obj, &mut Vec::new(), 0)?;
-    let out = py.detach(|| canon::to_vec(&v));
+    // Serializing costs about what converting the objects did, with the GIL held:
+    // releasing it here would only make the caller queue to get it back (up to the
+    // interpreter's 5 ms switch interval when other threads are busy).
+    let out = canon::to_vec(&v);
     Ok(PyBytes::new(py, &out))
 }
 
@@ -198,10 +201,11 @@ fn canonicalize<'py>(
 
 #[pyfunction]
 #[pyo3(signature = (obj, algorithm = "sha256"))]
-fn content_hash(py: Python<'_>, obj: &Bound<'_, PyAny>, algorithm: &str) -> PyResult<String> {
+fn content_hash(obj: &Bound<'_, PyAny>, algorithm: &str) -> PyResult<String> {
     let a = alg(algorithm)?;
     let v = to_value(obj, &mut Vec::new(), 0)?;
-    Ok(py.detach(|| tagged(a, &a.hash(&canon::to_vec(&v)))))
+    // With the GIL held, as in canonical_json.
+    Ok(tagged(a, &a.hash(&canon::to_vec(&v))))
 }
 
 #[pyfunction]
