@@ -19,7 +19,7 @@ from agent_bom.server.store import Collector, EventStore, Replay, audit_record
 __all__ = ["EventResult", "IngestResult", "ingest", "split_body"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per event of every request: plain slots, cheap to make
 class EventResult:
     index: int
     status: str  # accepted | duplicate | rejected
@@ -29,7 +29,16 @@ class EventResult:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        d: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            d["event_id"] = self.event_id
+        if self.seq is not None:
+            d["seq"] = self.seq
+        if self.code is not None:
+            d["code"] = self.code
+        if self.reason is not None:
+            d["reason"] = self.reason
+        return d
 
 
 @dataclass
