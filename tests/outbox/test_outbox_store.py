@@ -217,3 +217,43 @@ def test_sqlite_checkpoints_in_the_background_off_the_commit_path(tmp_path: Path
     assert store.stats()["totals"]["pending"] == 2561
     store.close()
     keeper.close()
+
+
+def test_insert_many_round_trips_awkward_values(store: OutboxStore) -> None:
+    """PostgreSQL inserts batches with COPY: text and bytes that COPY's own format
+    escapes (tabs, newlines, backslashes, \\N, NUL bytes) and NULLs come back as given."""
+    from agent_bom.server.store import EventStore
+
+    EventStore(store).add_tenant("acme")
+    awkward = ["tab\there", "new\nline\r\n", "back\\slash \\N", "\\N", "ünï \u2028 😀", ""]
+    rows = [
+        (
+            "acme",
+            i,
+            f"e-{i}",
+            text,
+            None if i % 2 else "high",
+            text,
+            text.encode() + b"\x00\xff",
+            1.5,
+        )
+        for i, text in enumerate(awkward)
+    ]
+    columns = (
+        "tenant_id",
+        "seq",
+        "event_id",
+        "event_type",
+        "severity",
+        "time",
+        "body",
+        "received_at",
+    )
+    with store.transaction() as cur:
+        store.insert_many(cur, "events", columns, rows)
+    with store.transaction() as cur:
+        cur.execute(f"SELECT {', '.join(columns)} FROM events ORDER BY seq")
+        got = [
+            tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in cur.fetchall()
+        ]
+    assert got == rows

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from agent_bom.outbox.store import _ROW_COLUMNS, Cursor, OutboxStore
 
 try:
     import psycopg
+    from psycopg import sql
     from psycopg_pool import ConnectionPool
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
@@ -67,7 +68,12 @@ class PostgresStore(OutboxStore):
         self.url = url
         try:
             self._pool = ConnectionPool(
-                url, min_size=min_size, max_size=max_size, open=True, timeout=30
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                open=True,
+                timeout=30,
+                configure=_configure,
             )
             self._pool.wait(timeout=30)
         except Exception as e:
@@ -91,6 +97,17 @@ class PostgresStore(OutboxStore):
             )
             self._apply_migrations(cur, "the database")
 
+    def insert_many(
+        self, cur: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """COPY: one stream instead of one INSERT per row, several times faster."""
+        assert isinstance(cur, _PgCursor)
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+        with cur._cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def _claim_sql(self, status: str, column: str, exclude: int) -> str:
         return CLAIM.format(
             status=status,
@@ -102,6 +119,15 @@ class PostgresStore(OutboxStore):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Per pooled connection: plan every statement for its parameters. psycopg
+    prepares a statement after five runs, and PostgreSQL may then keep a generic
+    plan made while a table was new and empty: the duplicate check on a growing
+    events table became a sequential scan (25 ms per batch at 20,000 rows)."""
+    conn.execute("SET plan_cache_mode = force_custom_plan")
+    conn.commit()
 
 
 def _redacted(url: str) -> str:

@@ -344,6 +344,15 @@ class OutboxStore(ABC):
 
     # -- the worker's side --------------------------------------------------------------
 
+    def insert_many(
+        self, cur: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert ``rows`` (values in ``columns`` order) in the caller's transaction."""
+        cur.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            rows,
+        )
+
     def claim_due(
         self,
         owner: str,

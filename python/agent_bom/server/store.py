@@ -96,6 +96,18 @@ class StoredEvent:
     body: bytes
 
 
+_EVENT_COLUMNS = (
+    "tenant_id",
+    "seq",
+    "event_id",
+    "event_type",
+    "severity",
+    "time",
+    "body",
+    "received_at",
+)
+
+
 @dataclass(frozen=True)
 class Replay:
     """A request's replay-guard entry: its key, the time, how long it guards."""
@@ -339,11 +351,7 @@ class EventStore:
                 for _, event_id, event_type, severity, _, line in records
             ]
             if rows:
-                cur.executemany(
-                    "INSERT INTO events (tenant_id, seq, event_id, event_type, severity, time, "
-                    "body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                self.db.insert_many(cur, "events", _EVENT_COLUMNS, rows)
                 cur.execute(
                     "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
                     (ledger.seq, ledger.state(), tenant_id),
