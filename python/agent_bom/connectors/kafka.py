@@ -10,6 +10,8 @@ Needs the kafka extra: ``pip install 'agent-bom[kafka]'``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -87,10 +89,9 @@ def _headers(ce: dict[str, Any], mode: str) -> list[tuple[str, str | bytes | Non
         ("content-type", str(ce.get("datacontenttype", "application/json")).encode())
     ]
     for name, value in ce.items():
-        if name in _SKIP:
-            continue
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
-        headers.append((f"ce_{name}", text.encode()))
+        if name not in _SKIP:
+            text = value.encode() if isinstance(value, str) else orjson.dumps(value)
+            headers.append(("ce_" + name, text))
     return headers
 
 
@@ -151,18 +152,10 @@ class KafkaConnector:
         except ConfigError as e:
             return [SendResult(error=str(e)) for _ in rows]
         mode = str(dest.config.get("mode", "binary"))
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[SendResult]] = []
-        for row in rows:
-            fut: asyncio.Future[SendResult] = loop.create_future()
-            futures.append(fut)
+        acks = _Acks(asyncio.get_running_loop(), len(rows), topic, started)
+        for i, row in enumerate(rows):
             ce = orjson.loads(row.body)
             value = row.body if mode == "structured" else canonical_json(ce["data"])
-
-            def delivered(err: KafkaError | None, _msg: Any, fut: Any = fut) -> None:
-                ms = round((time.perf_counter() - started) * 1000, 3)
-                loop.call_soon_threadsafe(_settle, fut, _result(err, topic, ms))
-
             while True:
                 try:
                     producer.producer.produce(
@@ -170,23 +163,18 @@ class KafkaConnector:
                         key=row.tenant_id.encode(),
                         value=value,
                         headers=_headers(ce, mode),
-                        on_delivery=delivered,
+                        on_delivery=functools.partial(acks.delivered, i),
                     )
                     break
                 except BufferError:
                     await asyncio.sleep(0.01)  # the local queue is full: let it drain
                 except KafkaException as e:
-                    fut.set_result(_result(e.args[0], topic, 0.0))
+                    acks.delivered(i, e.args[0], None)
                     break
-        try:
-            results = list(await asyncio.wait_for(asyncio.gather(*futures), self.timeout + 5))
-        except TimeoutError:
-            results = [
-                f.result()
-                if f.done()
-                else SendResult(error=f"no broker ack within {self.timeout}s")
-                for f in futures
-            ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(acks.all_in), self.timeout + 5)
+        no_ack = SendResult(error=f"no broker ack within {self.timeout}s")
+        results = [r if r is not None else no_ack for r in acks.results]
         if any(r.error is not None and "_MSG_TIMED_OUT" in r.error for r in results):
             why = await asyncio.to_thread(_missing_topic, producer.producer, topic)
             if why is not None:
@@ -204,9 +192,32 @@ class KafkaConnector:
         self._producers.clear()
 
 
-def _settle(fut: asyncio.Future[SendResult], result: SendResult) -> None:
+class _Acks:
+    """The broker's answers for one batch, recorded by the producer's poll thread; the
+    waiting coroutine is woken once, by the last of them (not once per record)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, n: int, topic: str, started: float) -> None:
+        self.results: list[SendResult | None] = [None] * n
+        self.all_in: asyncio.Future[None] = loop.create_future()
+        self._loop, self._topic, self._started = loop, topic, started
+        self._pending = n
+        self._lock = threading.Lock()
+        if n == 0:
+            self.all_in.set_result(None)
+
+    def delivered(self, i: int, err: KafkaError | None, _msg: Any) -> None:
+        ms = round((time.perf_counter() - self._started) * 1000, 3)
+        self.results[i] = _result(err, self._topic, ms)
+        with self._lock:
+            self._pending -= 1
+            last = self._pending == 0
+        if last:
+            self._loop.call_soon_threadsafe(_settle, self.all_in)
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
     if not fut.done():
-        fut.set_result(result)
+        fut.set_result(None)
 
 
 def _missing_topic(producer: Producer, topic: str) -> str | None:
