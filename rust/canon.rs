@@ -93,7 +93,7 @@ fn itoa_buf(mut i: i64) -> IntBuf {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Bytes that must be escaped: control characters, '"' and '\'.
-static NEEDS_ESCAPE: [bool; 256] = {
+pub(crate) static NEEDS_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
@@ -105,10 +105,12 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
-/// True when any of the 8 bytes is a control character, '"' or '\\'.
-/// (The "has less than" / "has zero byte" word tricks: exact for the whole word.)
+/// Marks (bit 7 of the byte) the 8 bytes of `w` (little-endian) that are control
+/// characters, '"' or '\\'. Uses the "has less than" / "has zero byte" word
+/// tricks: bytes above a marked one may be marked falsely, but the lowest mark
+/// is exact, so `trailing_zeros() / 8` is the index of the first such byte.
 #[inline(always)]
-pub(crate) fn word_needs_escape(w: u64) -> bool {
+pub(crate) fn escape_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let ctl = w.wrapping_sub(LO * 0x20) & !w & HI;
@@ -116,7 +118,7 @@ pub(crate) fn word_needs_escape(w: u64) -> bool {
     let q = q.wrapping_sub(LO) & !q & HI;
     let bs = w ^ (LO * b'\\' as u64);
     let bs = bs.wrapping_sub(LO) & !bs & HI;
-    (ctl | q | bs) != 0
+    ctl | q | bs
 }
 
 #[inline(always)]
@@ -168,17 +170,17 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
             tail[..b.len() - i].copy_from_slice(&b[i..]);
             u64::from_le_bytes(tail)
         };
-        if !word_needs_escape(w) {
+        let mask = escape_mask(w);
+        if mask == 0 {
             i += 8;
             continue;
         }
-        let c = b[i];
-        if NEEDS_ESCAPE[c as usize] {
-            out.extend_from_slice(&b[run..i]);
-            escape_byte(out, c);
-            run = i + 1;
-        }
+        // The padding is never marked, so this byte is inside the string.
+        i += (mask.trailing_zeros() / 8) as usize;
+        out.extend_from_slice(&b[run..i]);
+        escape_byte(out, b[i]);
         i += 1;
+        run = i;
     }
     out.extend_from_slice(&b[run..]);
     out.push(b'"');

@@ -379,29 +379,31 @@ impl<'a> Parser<'a> {
         self.pos += 1; // opening quote
         let start = self.pos;
         let b = self.b;
-        // Fast path: no escapes, borrow the slice.
+        // Fast path: find the first quote, backslash or control character a
+        // word at a time; a string without escapes borrows the input.
         let mut i = start;
-        while i + 8 <= b.len() {
-            let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-            if crate::canon::word_needs_escape(w) {
+        while let Some(word) = b.get(i..i + 8) {
+            let mask =
+                crate::canon::escape_mask(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+            if mask != 0 {
+                i += (mask.trailing_zeros() / 8) as usize;
                 break;
             }
             i += 8;
         }
-        while i < b.len() {
-            let c = b[i];
-            if c == b'"' {
+        while i < b.len() && !crate::canon::NEEDS_ESCAPE[b[i] as usize] {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'"') => {
                 self.pos = i + 1;
                 return Ok(Cow::Borrowed(&self.s[start..i]));
             }
-            if c == b'\\' {
-                break;
-            }
-            if c < 0x20 {
+            Some(&c) if c < 0x20 => {
                 self.pos = i;
                 return Err(self.err("unescaped control character in string"));
             }
-            i += 1;
+            _ => {} // a backslash, or the end of the input: the slow path reports it
         }
         let mut out = String::with_capacity(i - start + 16);
         out.push_str(&self.s[start..i]);
