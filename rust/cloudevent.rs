@@ -158,16 +158,9 @@ pub fn is_valid_tenant(t: &str) -> bool {
 
 /// RFC 4122 version 5 UUID (SHA-1, name-based), lowercase hyphenated.
 pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
-    uuid5_parts(namespace, &[name])
-}
-
-/// `uuid5` of the concatenation of `parts`, without copying them together.
-pub fn uuid5_parts(namespace: &[u8; 16], parts: &[&[u8]]) -> String {
     let mut h = sha1::Sha1::new();
     h.update(namespace);
-    for p in parts {
-        h.update(p);
-    }
+    h.update(name);
     let d = h.finalize();
     let mut u = [0u8; 16];
     u.copy_from_slice(&d[..16]);
@@ -452,16 +445,19 @@ pub fn map_event_into(
         payload.push((m.0.as_ref(), &m.1));
     }
 
-    // Canonical bytes of each top-level value, written once: the derived id and
-    // the envelope both reuse them.
+    // The native event's JCS, written once: the derived id hashes it whole and
+    // the envelope copies each member's value out of it.
     let Scratch { vals, spans } = scratch;
-    vals.clear();
-    spans.clear();
-    for (_, v) in members.iter() {
-        let start = vals.len();
-        write_value(vals, v);
-        spans.push((start, vals.len()));
-    }
+    let defaults: [(&str, Option<&str>); 2] = if f.event_id.is_none() {
+        // In JCS order; only a derived id covers the defaults.
+        [
+            ("source", f.source.is_none().then_some(source)),
+            ("tenant_id", f.tenant_id.is_none().then_some(tenant)),
+        ]
+    } else {
+        [("source", None), ("tenant_id", None)]
+    };
+    write_native(members, &defaults, vals, spans);
     let raw = |key: &str| -> Option<&[u8]> {
         members
             .iter()
@@ -473,13 +469,9 @@ pub fn map_event_into(
     let event_id = match f.event_id {
         Some(id) => id,
         None => {
-            derived = derive_event_id(
-                members,
-                vals,
-                spans,
-                f.tenant_id.is_none().then_some(tenant),
-                f.source.is_none().then_some(source),
-            );
+            // Derived event_id: uuid5 over the JCS bytes of the native event
+            // (after redaction) with the defaults for tenant_id and source filled in.
+            derived = uuid5(&EVENT_ID_NAMESPACE, vals);
             &derived
         }
     };
@@ -613,59 +605,48 @@ pub fn map_event_into(
     })
 }
 
-/// Derived event_id: uuid5 over the JCS bytes of the native event (after
-/// redaction) with the defaults for tenant_id and source filled in.
-fn derive_event_id(
+/// Writes the JCS of the object `members` plus the `defaults` that are set
+/// (name, value; in JCS order, names absent from `members`) into `vals`, and
+/// the span of each member's value into `spans`.
+fn write_native(
     members: &[(Cow<'_, str>, Value<'_>)],
-    vals: &[u8],
-    spans: &[(usize, usize)],
-    tenant: Option<&str>,
-    source: Option<&str>,
-) -> String {
-    let mut defaults = Vec::new();
-    // (name, span, name needs escaping, span is in `defaults`)
-    let mut refs: Vec<(&str, (usize, usize), bool, bool)> = members
+    defaults: &[(&str, Option<&str>)],
+    vals: &mut Vec<u8>,
+    spans: &mut Vec<(usize, usize)>,
+) {
+    vals.clear();
+    spans.clear();
+    let mut defaults = defaults
         .iter()
-        .zip(spans)
-        .map(|((k, _), sp)| (k.as_ref(), *sp, matches!(k, Cow::Owned(_)), false))
-        .collect();
-    for (key, v) in [("tenant_id", tenant), ("source", source)] {
-        if let Some(v) = v {
-            let start = defaults.len();
-            write_string(&mut defaults, v);
-            refs.push((key, (start, defaults.len()), false, true));
+        .filter_map(|&(k, v)| Some((k, v?)))
+        .peekable();
+    // `{` before the first member, `,` before the others.
+    let write_name = |vals: &mut Vec<u8>, name: &Cow<'_, str>| {
+        vals.push(if vals.is_empty() { b'{' } else { b',' });
+        match name {
+            Cow::Borrowed(k) => write_plain_string(vals, k),
+            Cow::Owned(k) => write_string(vals, k),
         }
-    }
-    if !defaults.is_empty() {
-        refs.sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
-    }
-    // The name is `{"k":v,...}`: member names go in a small buffer, values are
-    // hashed straight from the spans already serialized.
-    let mut keys = Vec::with_capacity(24 * refs.len() + 2);
-    let mut key_ends = Vec::with_capacity(refs.len());
-    for (i, (k, _, escape, _)) in refs.iter().enumerate() {
-        keys.push(if i == 0 { b'{' } else { b',' });
-        if *escape {
-            write_string(&mut keys, k);
-        } else {
-            write_plain_string(&mut keys, k);
+        vals.push(b':');
+    };
+    for (k, v) in members {
+        while let Some((dk, dv)) = defaults.next_if(|(dk, _)| cmp_utf16(dk, k).is_lt()) {
+            write_name(vals, &Cow::Borrowed(dk));
+            write_string(vals, dv);
         }
-        keys.push(b':');
-        key_ends.push(keys.len());
+        write_name(vals, k);
+        let start = vals.len();
+        write_value(vals, v);
+        spans.push((start, vals.len()));
     }
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * refs.len() + 1);
-    let mut key_start = 0;
-    for ((_, (s, e), _, is_default), &key_end) in refs.iter().zip(&key_ends) {
-        parts.push(&keys[key_start..key_end]);
-        parts.push(if *is_default {
-            &defaults[*s..*e]
-        } else {
-            &vals[*s..*e]
-        });
-        key_start = key_end;
+    for (dk, dv) in defaults {
+        write_name(vals, &Cow::Borrowed(dk));
+        write_string(vals, dv);
     }
-    parts.push(if refs.is_empty() { b"{}" } else { b"}" });
-    uuid5_parts(&EVENT_ID_NAMESPACE, &parts)
+    if vals.is_empty() {
+        vals.push(b'{');
+    }
+    vals.push(b'}');
 }
 
 /// The attributes the writer adds to a mapped event.
