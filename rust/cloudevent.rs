@@ -458,11 +458,11 @@ pub fn map_event_into(
         [("source", None), ("tenant_id", None)]
     };
     write_native(members, &defaults, vals, spans);
-    let raw = |key: &str| -> Option<&[u8]> {
-        members
-            .iter()
-            .position(|(k, _)| k == key)
-            .map(|i| &vals[spans[i].0..spans[i].1])
+    let span = |i: usize| &vals[spans[i].0..spans[i].1];
+    // The canonical bytes of a value picked out of `members` (found by address).
+    let raw = |v: Option<&Value<'_>>| {
+        v.and_then(|v| members.iter().position(|(_, m)| std::ptr::eq(m, v)))
+            .map(span)
     };
 
     let derived;
@@ -484,7 +484,7 @@ pub fn map_event_into(
     {
         let mut first = true;
         out.push(b'{');
-        if let Some(v) = raw("audit_ref").filter(|_| f.audit_ref.is_some()) {
+        if let Some(v) = raw(f.audit_ref) {
             write_member(out, &mut first, "audit_ref");
             out.extend_from_slice(v);
         }
@@ -496,31 +496,34 @@ pub fn map_event_into(
             write_member(out, &mut first, "correlation_id");
             write_string(out, v);
         }
+        // The normalized time, tenant, event type and severity were checked
+        // above to be plain ASCII: they need no escaping.
         write_member(out, &mut first, "created_at");
-        write_string(out, &time);
-        if let Some(v) = raw("entity_refs").filter(|_| f.entity_refs.is_some()) {
+        write_plain_string(out, &time);
+        if let Some(v) = raw(f.entity_refs) {
             write_member(out, &mut first, "entity_refs");
             out.extend_from_slice(v);
         }
         write_member(out, &mut first, "event_id");
         write_string(out, event_id);
         write_member(out, &mut first, "event_type");
-        write_string(out, event_type);
+        write_plain_string(out, event_type);
         if let Some(v) = f.exposure_path_id {
             write_member(out, &mut first, "exposure_path_id");
             write_string(out, v);
         }
-        if let Some(v) = raw("ocsf").filter(|_| f.ocsf.is_some()) {
+        if let Some(v) = raw(f.ocsf) {
             write_member(out, &mut first, "ocsf");
             out.extend_from_slice(v);
         }
         write_member(out, &mut first, "payload");
         if f.extra.is_empty() {
-            out.extend_from_slice(raw("payload").unwrap_or(b"{}"));
+            let payload = members.iter().position(|(k, _)| k == "payload");
+            out.extend_from_slice(payload.map_or(b"{}", span));
         } else {
             write_refs_object(out, &mut payload);
         }
-        if let Some(v) = raw("risk_score").filter(|_| f.risk_score.is_some()) {
+        if let Some(v) = raw(f.risk_score) {
             write_member(out, &mut first, "risk_score");
             out.extend_from_slice(v);
         }
@@ -528,12 +531,12 @@ pub fn map_event_into(
         out.extend_from_slice(b"\"1\"");
         if let Some(v) = f.severity {
             write_member(out, &mut first, "severity");
-            write_string(out, v);
+            write_plain_string(out, v);
         }
         write_member(out, &mut first, "source");
         write_string(out, source);
         write_member(out, &mut first, "tenant_id");
-        write_string(out, tenant);
+        write_plain_string(out, tenant);
         out.push(b'}');
     }
     out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"id\":");
@@ -546,7 +549,7 @@ pub fn map_event_into(
     let seq_at = out.len();
     if let Some(v) = f.severity {
         out.extend_from_slice(b"\"severity\":");
-        write_string(out, v);
+        write_plain_string(out, v);
         out.push(b',');
     }
     out.extend_from_slice(b"\"source\":");
@@ -560,11 +563,11 @@ pub fn map_event_into(
     }
     out.extend_from_slice(b"\"tenantid\":");
     let tenant_at = out.len() + 1;
-    write_string(out, tenant);
+    write_plain_string(out, tenant);
     let tenant_range = (tenant_at, out.len() - 1);
     out.extend_from_slice(b",\"time\":");
     let time_at = out.len() + 1;
-    write_string(out, &time);
+    write_plain_string(out, &time);
     let time_range = (time_at, out.len() - 1);
     let trace_start = out.len();
     if let Some(v) = f.traceparent {
