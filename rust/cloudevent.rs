@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use sha1::Digest as _;
 
 use crate::canon::{write_plain_string, write_string, write_value};
-use crate::digest::{push_hex, Digest, HashAlg};
+use crate::digest::{push_hex, Digest, HashAlg, HEX};
 use crate::json::{cmp_utf16, Value};
 use crate::time::normalize_rfc3339_cow;
 
@@ -166,17 +166,16 @@ pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
     u.copy_from_slice(&d[..16]);
     u[6] = (u[6] & 0x0f) | 0x50;
     u[8] = (u[8] & 0x3f) | 0x80;
-    let mut out = Vec::with_capacity(36);
-    for (i, chunk) in [&u[0..4], &u[4..6], &u[6..8], &u[8..10], &u[10..16]]
-        .iter()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(b'-');
+    let hex = |n: u8| char::from(HEX[usize::from(n)]);
+    let mut out = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
         }
-        push_hex(&mut out, chunk);
+        out.push(hex(b >> 4));
+        out.push(hex(b & 0xf));
     }
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 /// The fields of the envelope (DESIGN §3) picked out of a native event.

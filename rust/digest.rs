@@ -76,7 +76,7 @@ impl Hasher {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
 
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = Vec::with_capacity(bytes.len() * 2);
