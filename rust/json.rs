@@ -154,8 +154,10 @@ pub fn parse(input: &[u8], max_depth: usize) -> Result<Value<'_>, ParseError> {
         b: input,
         pos: 0,
         max_depth,
-        members: Vec::new(),
-        items: Vec::new(),
+        // Room for a typical event's open containers: growing from empty
+        // reallocated several times per line.
+        members: Vec::with_capacity(32),
+        items: Vec::with_capacity(16),
     };
     p.skip_ws();
     let mut root = Value::Null;
@@ -272,7 +274,7 @@ impl<'a> Parser<'a> {
             self.members.truncate(base);
             return Err(e);
         }
-        let mut members: Vec<_> = self.members.drain(base..).collect();
+        let mut members = self.members.split_off(base);
         let at = self.pos;
         sort_members(&mut members).map_err(|k| ParseError {
             kind: ParseErrorKind::DuplicateKey(k),
@@ -321,7 +323,7 @@ impl<'a> Parser<'a> {
             self.items.truncate(base);
             return Err(e);
         }
-        Ok(self.items.drain(base..).collect())
+        Ok(self.items.split_off(base))
     }
 
     fn array_items(&mut self, depth: usize) -> PResult<()> {
