@@ -61,7 +61,17 @@ impl<'a> Value<'a> {
 }
 
 /// Orders two member names by their UTF-16 code units, as RFC 8785 §3.2.3 requires.
+#[inline]
 pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
+    // Most names already differ in their first byte, with one of them ASCII:
+    // decide those inline (sorting members calls this for every comparison).
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(&x), Some(&y)) if x != y && (x < 0x80 || y < 0x80) => x.cmp(&y),
+        _ => cmp_utf16_general(a, b),
+    }
+}
+
+fn cmp_utf16_general(a: &str, b: &str) -> Ordering {
     // UTF-8 byte order equals code point order, which differs from UTF-16
     // order only between supplementary characters and U+E000..U+FFFF.
     let (ab, bb) = (a.as_bytes(), b.as_bytes());
