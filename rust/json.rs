@@ -11,6 +11,8 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
+use crate::canon::{escape_mask, NEEDS_ESCAPE};
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
     Null,
@@ -419,19 +421,19 @@ impl<'a> Parser<'a> {
         let b = self.b;
         // Fast path: find the first quote, backslash or control character a
         // word at a time; a string without escapes borrows the input.
-        let mut i = start;
-        while let Some(word) = b.get(i..i + 8) {
-            let mask =
-                crate::canon::escape_mask(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+        let mut at = start;
+        let mut i = loop {
+            let Some(word) = b.get(at..at + 8) else {
+                // Under a word left: finish byte by byte.
+                let plain = b[at..].iter().take_while(|&&c| !NEEDS_ESCAPE[c as usize]);
+                break at + plain.count();
+            };
+            let mask = escape_mask(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
             if mask != 0 {
-                i += (mask.trailing_zeros() / 8) as usize;
-                break;
+                break at + (mask.trailing_zeros() / 8) as usize;
             }
-            i += 8;
-        }
-        while i < b.len() && !crate::canon::NEEDS_ESCAPE[b[i] as usize] {
-            i += 1;
-        }
+            at += 8;
+        };
         match b.get(i) {
             Some(b'"') => {
                 self.pos = i + 1;
