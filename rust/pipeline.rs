@@ -255,7 +255,10 @@ pub(crate) struct Writer<'w, W: Write> {
     rule_counts: Vec<u64>,
 }
 
-const FLUSH_AT: usize = 1 << 20;
+/// Output is handed to the sink in chunks of about this size: small enough
+/// that the copy a Python sink makes (a bytes object) still finds the chunk in
+/// cache, large enough that the per-call cost stays negligible.
+const FLUSH_AT: usize = 256 << 10;
 
 impl<'w, W: Write> Writer<'w, W> {
     fn new(cfg: &'w StreamConfig, out: &'w mut W) -> Self {
