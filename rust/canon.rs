@@ -93,7 +93,7 @@ fn itoa_buf(mut i: i64) -> IntBuf {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Bytes that must be escaped: control characters, '"' and '\'.
-static NEEDS_ESCAPE: [bool; 256] = {
+pub(crate) static NEEDS_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
@@ -105,10 +105,12 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
-/// True when any of the 8 bytes is a control character, '"' or '\\'.
-/// (The "has less than" / "has zero byte" word tricks: exact for the whole word.)
+/// Marks (bit 7 of the byte) the 8 bytes of `w` (little-endian) that are control
+/// characters, '"' or '\\'. Uses the "has less than" / "has zero byte" word
+/// tricks: bytes above a marked one may be marked falsely, but the lowest mark
+/// is exact, so `trailing_zeros() / 8` is the index of the first such byte.
 #[inline(always)]
-pub(crate) fn word_needs_escape(w: u64) -> bool {
+pub(crate) fn escape_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let ctl = w.wrapping_sub(LO * 0x20) & !w & HI;
@@ -116,7 +118,7 @@ pub(crate) fn word_needs_escape(w: u64) -> bool {
     let q = q.wrapping_sub(LO) & !q & HI;
     let bs = w ^ (LO * b'\\' as u64);
     let bs = bs.wrapping_sub(LO) & !bs & HI;
-    (ctl | q | bs) != 0
+    ctl | q | bs
 }
 
 #[inline(always)]
@@ -160,25 +162,25 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let mut run = 0; // start of bytes not yet copied
     let mut i = 0;
     while i < b.len() {
-        let w = if i + 8 <= b.len() {
-            u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]))
-        } else {
-            // Pad the tail with a byte that never needs escaping.
-            let mut tail = [b'a'; 8];
-            tail[..b.len() - i].copy_from_slice(&b[i..]);
-            u64::from_le_bytes(tail)
+        // The next byte to escape: a word at a time, then byte by byte on the tail.
+        let special = match b.get(i..i + 8) {
+            Some(word) => {
+                let mask = escape_mask(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+                if mask == 0 {
+                    i += 8;
+                    continue;
+                }
+                i + (mask.trailing_zeros() / 8) as usize
+            }
+            None => match b[i..].iter().position(|&c| NEEDS_ESCAPE[c as usize]) {
+                Some(n) => i + n,
+                None => break,
+            },
         };
-        if !word_needs_escape(w) {
-            i += 8;
-            continue;
-        }
-        let c = b[i];
-        if NEEDS_ESCAPE[c as usize] {
-            out.extend_from_slice(&b[run..i]);
-            escape_byte(out, c);
-            run = i + 1;
-        }
-        i += 1;
+        out.extend_from_slice(&b[run..special]);
+        escape_byte(out, b[special]);
+        i = special + 1;
+        run = i;
     }
     out.extend_from_slice(&b[run..]);
     out.push(b'"');
@@ -222,6 +224,39 @@ mod tests {
         assert_eq!(num(-1.5), "-1.5");
         assert_eq!(num(333333333.3333333), "333333333.3333333");
         assert_eq!(num(-9007199254740991.0), "-9007199254740991");
+    }
+
+    #[test]
+    fn write_string_escapes_at_every_position_in_words_and_tail() {
+        for len in 0..20 {
+            for at in 0..len {
+                for special in ['"', '\\', '\n', '\u{1f}', 'é'] {
+                    let s: String = (0..len)
+                        .map(|i| {
+                            if i == at || i + 1 == len {
+                                special
+                            } else {
+                                'a'
+                            }
+                        })
+                        .collect();
+                    let mut expect = String::from('"');
+                    for c in s.chars() {
+                        match c {
+                            '"' => expect.push_str("\\\""),
+                            '\\' => expect.push_str("\\\\"),
+                            '\n' => expect.push_str("\\n"),
+                            '\u{1f}' => expect.push_str("\\u001f"),
+                            c => expect.push(c),
+                        }
+                    }
+                    expect.push('"');
+                    let mut out = Vec::new();
+                    write_string(&mut out, &s);
+                    assert_eq!(String::from_utf8(out).unwrap(), expect, "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use sha1::Digest as _;
 
 use crate::canon::{write_plain_string, write_string, write_value};
-use crate::digest::{push_hex, Digest, HashAlg};
+use crate::digest::{push_hex, Digest, HashAlg, HEX};
 use crate::json::{cmp_utf16, Value};
 use crate::time::normalize_rfc3339_cow;
 
@@ -158,32 +158,24 @@ pub fn is_valid_tenant(t: &str) -> bool {
 
 /// RFC 4122 version 5 UUID (SHA-1, name-based), lowercase hyphenated.
 pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
-    uuid5_parts(namespace, &[name])
-}
-
-/// `uuid5` of the concatenation of `parts`, without copying them together.
-pub fn uuid5_parts(namespace: &[u8; 16], parts: &[&[u8]]) -> String {
     let mut h = sha1::Sha1::new();
     h.update(namespace);
-    for p in parts {
-        h.update(p);
-    }
+    h.update(name);
     let d = h.finalize();
     let mut u = [0u8; 16];
     u.copy_from_slice(&d[..16]);
     u[6] = (u[6] & 0x0f) | 0x50;
     u[8] = (u[8] & 0x3f) | 0x80;
-    let mut out = Vec::with_capacity(36);
-    for (i, chunk) in [&u[0..4], &u[4..6], &u[6..8], &u[8..10], &u[10..16]]
-        .iter()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(b'-');
+    let hex = |n: u8| char::from(HEX[usize::from(n)]);
+    let mut out = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
         }
-        push_hex(&mut out, chunk);
+        out.push(hex(b >> 4));
+        out.push(hex(b & 0xf));
     }
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 /// The fields of the envelope (DESIGN §3) picked out of a native event.
@@ -452,34 +444,33 @@ pub fn map_event_into(
         payload.push((m.0.as_ref(), &m.1));
     }
 
-    // Canonical bytes of each top-level value, written once: the derived id and
-    // the envelope both reuse them.
+    // The native event's JCS, written once: the derived id hashes it whole and
+    // the envelope copies each member's value out of it.
     let Scratch { vals, spans } = scratch;
-    vals.clear();
-    spans.clear();
-    for (_, v) in members.iter() {
-        let start = vals.len();
-        write_value(vals, v);
-        spans.push((start, vals.len()));
-    }
-    let raw = |key: &str| -> Option<&[u8]> {
-        members
-            .iter()
-            .position(|(k, _)| k == key)
-            .map(|i| &vals[spans[i].0..spans[i].1])
+    let defaults: [(&str, Option<&str>); 2] = if f.event_id.is_none() {
+        // In JCS order; only a derived id covers the defaults.
+        [
+            ("source", f.source.is_none().then_some(source)),
+            ("tenant_id", f.tenant_id.is_none().then_some(tenant)),
+        ]
+    } else {
+        [("source", None), ("tenant_id", None)]
+    };
+    write_native(members, &defaults, vals, spans);
+    let span = |i: usize| &vals[spans[i].0..spans[i].1];
+    // The canonical bytes of a value picked out of `members` (found by address).
+    let raw = |v: Option<&Value<'_>>| {
+        v.and_then(|v| members.iter().position(|(_, m)| std::ptr::eq(m, v)))
+            .map(span)
     };
 
     let derived;
     let event_id = match f.event_id {
         Some(id) => id,
         None => {
-            derived = derive_event_id(
-                members,
-                vals,
-                spans,
-                f.tenant_id.is_none().then_some(tenant),
-                f.source.is_none().then_some(source),
-            );
+            // Derived event_id: uuid5 over the JCS bytes of the native event
+            // (after redaction) with the defaults for tenant_id and source filled in.
+            derived = uuid5(&EVENT_ID_NAMESPACE, vals);
             &derived
         }
     };
@@ -492,7 +483,7 @@ pub fn map_event_into(
     {
         let mut first = true;
         out.push(b'{');
-        if let Some(v) = raw("audit_ref").filter(|_| f.audit_ref.is_some()) {
+        if let Some(v) = raw(f.audit_ref) {
             write_member(out, &mut first, "audit_ref");
             out.extend_from_slice(v);
         }
@@ -504,31 +495,34 @@ pub fn map_event_into(
             write_member(out, &mut first, "correlation_id");
             write_string(out, v);
         }
+        // The normalized time, tenant, event type and severity were checked
+        // above to be plain ASCII: they need no escaping.
         write_member(out, &mut first, "created_at");
-        write_string(out, &time);
-        if let Some(v) = raw("entity_refs").filter(|_| f.entity_refs.is_some()) {
+        write_plain_string(out, &time);
+        if let Some(v) = raw(f.entity_refs) {
             write_member(out, &mut first, "entity_refs");
             out.extend_from_slice(v);
         }
         write_member(out, &mut first, "event_id");
         write_string(out, event_id);
         write_member(out, &mut first, "event_type");
-        write_string(out, event_type);
+        write_plain_string(out, event_type);
         if let Some(v) = f.exposure_path_id {
             write_member(out, &mut first, "exposure_path_id");
             write_string(out, v);
         }
-        if let Some(v) = raw("ocsf").filter(|_| f.ocsf.is_some()) {
+        if let Some(v) = raw(f.ocsf) {
             write_member(out, &mut first, "ocsf");
             out.extend_from_slice(v);
         }
         write_member(out, &mut first, "payload");
         if f.extra.is_empty() {
-            out.extend_from_slice(raw("payload").unwrap_or(b"{}"));
+            let payload = members.iter().position(|(k, _)| k == "payload");
+            out.extend_from_slice(payload.map_or(b"{}", span));
         } else {
             write_refs_object(out, &mut payload);
         }
-        if let Some(v) = raw("risk_score").filter(|_| f.risk_score.is_some()) {
+        if let Some(v) = raw(f.risk_score) {
             write_member(out, &mut first, "risk_score");
             out.extend_from_slice(v);
         }
@@ -536,12 +530,12 @@ pub fn map_event_into(
         out.extend_from_slice(b"\"1\"");
         if let Some(v) = f.severity {
             write_member(out, &mut first, "severity");
-            write_string(out, v);
+            write_plain_string(out, v);
         }
         write_member(out, &mut first, "source");
         write_string(out, source);
         write_member(out, &mut first, "tenant_id");
-        write_string(out, tenant);
+        write_plain_string(out, tenant);
         out.push(b'}');
     }
     out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"id\":");
@@ -554,7 +548,7 @@ pub fn map_event_into(
     let seq_at = out.len();
     if let Some(v) = f.severity {
         out.extend_from_slice(b"\"severity\":");
-        write_string(out, v);
+        write_plain_string(out, v);
         out.push(b',');
     }
     out.extend_from_slice(b"\"source\":");
@@ -568,11 +562,11 @@ pub fn map_event_into(
     }
     out.extend_from_slice(b"\"tenantid\":");
     let tenant_at = out.len() + 1;
-    write_string(out, tenant);
+    write_plain_string(out, tenant);
     let tenant_range = (tenant_at, out.len() - 1);
     out.extend_from_slice(b",\"time\":");
     let time_at = out.len() + 1;
-    write_string(out, &time);
+    write_plain_string(out, &time);
     let time_range = (time_at, out.len() - 1);
     let trace_start = out.len();
     if let Some(v) = f.traceparent {
@@ -613,59 +607,48 @@ pub fn map_event_into(
     })
 }
 
-/// Derived event_id: uuid5 over the JCS bytes of the native event (after
-/// redaction) with the defaults for tenant_id and source filled in.
-fn derive_event_id(
+/// Writes the JCS of the object `members` plus the `defaults` that are set
+/// (name, value; in JCS order, names absent from `members`) into `vals`, and
+/// the span of each member's value into `spans`.
+fn write_native(
     members: &[(Cow<'_, str>, Value<'_>)],
-    vals: &[u8],
-    spans: &[(usize, usize)],
-    tenant: Option<&str>,
-    source: Option<&str>,
-) -> String {
-    let mut defaults = Vec::new();
-    // (name, span, name needs escaping, span is in `defaults`)
-    let mut refs: Vec<(&str, (usize, usize), bool, bool)> = members
+    defaults: &[(&str, Option<&str>)],
+    vals: &mut Vec<u8>,
+    spans: &mut Vec<(usize, usize)>,
+) {
+    vals.clear();
+    spans.clear();
+    let mut defaults = defaults
         .iter()
-        .zip(spans)
-        .map(|((k, _), sp)| (k.as_ref(), *sp, matches!(k, Cow::Owned(_)), false))
-        .collect();
-    for (key, v) in [("tenant_id", tenant), ("source", source)] {
-        if let Some(v) = v {
-            let start = defaults.len();
-            write_string(&mut defaults, v);
-            refs.push((key, (start, defaults.len()), false, true));
+        .filter_map(|&(k, v)| Some((k, v?)))
+        .peekable();
+    // `{` before the first member, `,` before the others.
+    let write_name = |vals: &mut Vec<u8>, name: &Cow<'_, str>| {
+        vals.push(if vals.is_empty() { b'{' } else { b',' });
+        match name {
+            Cow::Borrowed(k) => write_plain_string(vals, k),
+            Cow::Owned(k) => write_string(vals, k),
         }
-    }
-    if !defaults.is_empty() {
-        refs.sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
-    }
-    // The name is `{"k":v,...}`: member names go in a small buffer, values are
-    // hashed straight from the spans already serialized.
-    let mut keys = Vec::with_capacity(24 * refs.len() + 2);
-    let mut key_ends = Vec::with_capacity(refs.len());
-    for (i, (k, _, escape, _)) in refs.iter().enumerate() {
-        keys.push(if i == 0 { b'{' } else { b',' });
-        if *escape {
-            write_string(&mut keys, k);
-        } else {
-            write_plain_string(&mut keys, k);
+        vals.push(b':');
+    };
+    for (k, v) in members {
+        while let Some((dk, dv)) = defaults.next_if(|(dk, _)| cmp_utf16(dk, k).is_lt()) {
+            write_name(vals, &Cow::Borrowed(dk));
+            write_string(vals, dv);
         }
-        keys.push(b':');
-        key_ends.push(keys.len());
+        write_name(vals, k);
+        let start = vals.len();
+        write_value(vals, v);
+        spans.push((start, vals.len()));
     }
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * refs.len() + 1);
-    let mut key_start = 0;
-    for ((_, (s, e), _, is_default), &key_end) in refs.iter().zip(&key_ends) {
-        parts.push(&keys[key_start..key_end]);
-        parts.push(if *is_default {
-            &defaults[*s..*e]
-        } else {
-            &vals[*s..*e]
-        });
-        key_start = key_end;
+    for (dk, dv) in defaults {
+        write_name(vals, &Cow::Borrowed(dk));
+        write_string(vals, dv);
     }
-    parts.push(if refs.is_empty() { b"{}" } else { b"}" });
-    uuid5_parts(&EVENT_ID_NAMESPACE, &parts)
+    if vals.is_empty() {
+        vals.push(b'{');
+    }
+    vals.push(b'}');
 }
 
 /// The attributes the writer adds to a mapped event.

@@ -36,6 +36,10 @@ impl HashAlg {
 
     /// Hash of several byte strings concatenated, without copying them together.
     pub fn hash_parts(self, parts: &[&[u8]]) -> Digest {
+        let len = parts.iter().map(|p| p.len()).sum();
+        if self == HashAlg::Sha256 && len <= SHA256_SHORT_MAX {
+            return sha256_short(parts, len);
+        }
         let mut h = self.hasher();
         for p in parts {
             h.update(p);
@@ -49,6 +53,38 @@ impl HashAlg {
             HashAlg::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
         }
     }
+}
+
+/// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// Longest message that fits in two blocks with its padding (0x80, 64-bit length).
+const SHA256_SHORT_MAX: usize = 2 * 64 - 9;
+
+/// SHA-256 of `parts` (`len` bytes in all, at most `SHA256_SHORT_MAX`): the
+/// chain links, Merkle leaves and nodes. Padding such short messages here and
+/// compressing them directly skips the streaming hasher's buffering, which
+/// costs about as much as the compression itself at these sizes.
+fn sha256_short(parts: &[&[u8]], len: usize) -> Digest {
+    let mut blocks = [[0u8; 64]; 2];
+    let used = if len <= 64 - 9 { 1 } else { 2 };
+    let bytes = blocks.as_flattened_mut();
+    let mut at = 0;
+    for p in parts {
+        bytes[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    bytes[len] = 0x80;
+    bytes[used * 64 - 8..used * 64].copy_from_slice(&(8 * len as u64).to_be_bytes());
+    let mut state = SHA256_IV;
+    sha2::block_api::compress256(&mut state, &blocks[..used]);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
 }
 
 /// Incremental hasher over either algorithm.
@@ -76,7 +112,7 @@ impl Hasher {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
 
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = Vec::with_capacity(bytes.len() * 2);
@@ -144,6 +180,17 @@ mod tests {
             HashAlg::Sha256.hash_parts(&[b"a", b"bc"]),
             HashAlg::Sha256.hash(b"abc")
         );
+    }
+
+    #[test]
+    fn short_sha256_matches_the_streaming_hasher_at_every_length() {
+        let data: Vec<u8> = (0..=200u8).collect();
+        for len in 0..=data.len() {
+            let msg = &data[..len];
+            let expect: Digest = sha2::Sha256::digest(msg).into();
+            let (a, b) = msg.split_at(len / 3);
+            assert_eq!(HashAlg::Sha256.hash_parts(&[a, b]), expect, "length {len}");
+        }
     }
 
     #[test]

@@ -46,7 +46,9 @@ impl Batch {
 pub struct BatchReader<R> {
     src: R,
     limits: Limits,
+    /// Input in `buf[..filled]`; the rest is initialized room for the next read.
     buf: Vec<u8>,
+    filled: usize,
     /// Start of the unconsumed part of `buf`.
     pos: usize,
     eof: bool,
@@ -64,6 +66,7 @@ impl<R: Read> BatchReader<R> {
             src,
             limits,
             buf: Vec::with_capacity(CHUNK * 2),
+            filled: 0,
             pos: 0,
             eof: false,
             line_no: 0,
@@ -81,24 +84,26 @@ impl<R: Read> BatchReader<R> {
 
     fn fill(&mut self) -> io::Result<()> {
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
             self.pos = 0;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + CHUNK, 0);
+        let old = self.filled;
+        // Buffers are recycled at their full length, so this zero-fills only
+        // memory that was never read into.
+        if self.buf.len() < old + CHUNK {
+            self.buf.resize(old + CHUNK, 0);
+        }
         let n = loop {
-            match self.src.read(&mut self.buf[old..]) {
+            match self.src.read(&mut self.buf[old..old + CHUNK]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(old + n);
+        self.filled = old + n;
         if let Some(h) = self.digest.as_mut() {
-            h.update(&self.buf[old..]);
+            h.update(&self.buf[old..self.filled]);
         }
         self.bytes_read += n as u64;
         if n == 0 {
@@ -123,19 +128,19 @@ impl<R: Read> BatchReader<R> {
                 }
                 continue;
             }
-            let avail = self.buf.len() - self.pos;
+            let avail = self.filled - self.pos;
             if avail < BATCH_BYTES && !self.eof {
                 self.fill()?;
                 continue;
             }
-            let region = &self.buf[self.pos..];
+            let region = &self.buf[self.pos..self.filled];
             match memchr::memrchr(b'\n', region) {
                 Some(last) => return Ok(Some(self.cut_batch(self.pos + last + 1, spare))),
                 None if self.eof => {
                     if region.is_empty() {
                         return Ok(None);
                     }
-                    let end = self.buf.len();
+                    let end = self.filled;
                     return Ok(Some(self.cut_batch(end, spare))); // last line has no newline
                 }
                 None if region.len() > self.limits.max_line_bytes => {
@@ -151,9 +156,13 @@ impl<R: Read> BatchReader<R> {
     /// Hands out `buf[pos..cut]` (whole lines) as a batch; the rest moves to a new buffer.
     fn cut_batch(&mut self, cut: usize, spare: Option<Vec<u8>>) -> Batch {
         let mut next = spare.unwrap_or_else(|| Vec::with_capacity(CHUNK * 2 + BATCH_BYTES));
-        next.clear();
-        next.extend_from_slice(&self.buf[cut..]);
+        let tail = self.filled - cut;
+        if next.len() < tail {
+            next.resize(tail, 0);
+        }
+        next[..tail].copy_from_slice(&self.buf[cut..self.filled]);
         let mut data = std::mem::replace(&mut self.buf, next);
+        self.filled = tail;
         data.truncate(cut);
         let mut start = std::mem::take(&mut self.pos);
         let mut lines = Vec::with_capacity((cut - start) / 512 + 4);
@@ -181,7 +190,7 @@ impl<R: Read> BatchReader<R> {
 
     /// Skips the rest of an over-long line; returns it (as its kept prefix) once its end is found.
     fn skip_overlong(&mut self) -> io::Result<Option<Batch>> {
-        let avail = &self.buf[self.pos..];
+        let avail = &self.buf[self.pos..self.filled];
         let found = memchr::memchr(b'\n', avail);
         let Some((number, seen, prefix)) = self.skipping.as_mut() else {
             return Ok(None);
@@ -193,7 +202,7 @@ impl<R: Read> BatchReader<R> {
             }
             None => {
                 *seen += avail.len() as u64;
-                self.pos = self.buf.len();
+                self.pos = self.filled;
                 if !self.eof {
                     self.fill()?;
                     return Ok(None);

@@ -255,7 +255,10 @@ pub(crate) struct Writer<'w, W: Write> {
     rule_counts: Vec<u64>,
 }
 
-const FLUSH_AT: usize = 1 << 20;
+/// Output is handed to the sink in chunks of about this size: small enough
+/// that the copy a Python sink makes (a bytes object) still finds the chunk in
+/// cache, large enough that the per-call cost stays negligible.
+const FLUSH_AT: usize = 256 << 10;
 
 impl<'w, W: Write> Writer<'w, W> {
     fn new(cfg: &'w StreamConfig, out: &'w mut W) -> Self {
@@ -353,13 +356,16 @@ impl<'w, W: Write> Writer<'w, W> {
         self.stats.events += 1;
         self.stats.redactions += redactions;
         self.since_checkpoint += 1;
-        let time = &buf[m.time.0..m.time.1];
-        if time != self.last_time.as_bytes() {
-            self.last_time = String::from_utf8_lossy(time).into_owned();
-        }
-        let tenant = &buf[m.tenant.0..m.tenant.1];
-        if tenant != self.last_tenant.as_bytes() {
-            self.last_tenant = String::from_utf8_lossy(tenant).into_owned();
+        // Both change often: refill the strings in place rather than allocate.
+        for (span, last) in [
+            (m.time, &mut self.last_time),
+            (m.tenant, &mut self.last_tenant),
+        ] {
+            let text = &buf[span.0..span.1];
+            if text != last.as_bytes() {
+                last.clear();
+                last.push_str(&String::from_utf8_lossy(text));
+            }
         }
         if self.cfg.checkpoint_every > 0 && self.since_checkpoint >= self.cfg.checkpoint_every {
             self.checkpoint()?;
