@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use hmac::{KeyInit, Mac};
 use regex::Regex;
 
@@ -21,6 +20,8 @@ use crate::json::{self, Value};
 
 pub const KEY_RULE_ID: &str = "sensitive-key";
 const MARKER_PREFIX: &str = "[REDACTED:";
+/// Keyword bytes the prefilter automaton matches; the rest is compared at each hit.
+const PREFIX_LEN: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Checksum {
@@ -43,14 +44,17 @@ struct Rule {
 /// A compiled rule file (or several merged).
 pub struct RuleSet {
     rules: Vec<Rule>,
-    prefilter: Option<AhoCorasick>,
-    /// Rules triggered by each prefilter pattern.
+    prefilter: Option<PrefixScanner>,
+    /// Keywords (lowercase) starting with each prefilter pattern.
+    prefix_keywords: Vec<Vec<usize>>,
+    keywords: Vec<Vec<u8>>,
+    /// Rules triggered by each keyword.
     pattern_rules: Vec<Vec<usize>>,
     digit_rules: Vec<usize>,
     min_digits: usize,
     exact_keys: HashSet<Vec<u8>>,
     suffix_keys: Vec<Vec<u8>>,
-    /// Last three letters of every sensitive name: names ending otherwise are skipped at once.
+    /// Last three letters of every sensitive name, sorted: names ending otherwise are skipped at once.
     key_endings: Vec<[u8; 3]>,
     short_keys: bool,
 }
@@ -202,20 +206,19 @@ impl RuleSet {
                 }
             }
         }
-        let prefilter = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    // Overlapping search (every keyword occurrence) cannot skip ahead
-                    // with a prefilter; a full DFA is the fastest automaton for it.
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(&patterns)
-                    .map_err(|e| format!("keyword prefilter: {e}"))?,
-            )
-        };
+        let mut prefixes: Vec<&[u8]> = Vec::new();
+        let mut prefix_keywords: Vec<Vec<usize>> = Vec::new();
+        for (i, k) in patterns.iter().enumerate() {
+            let p = &k.as_bytes()[..k.len().min(PREFIX_LEN)];
+            match prefixes.iter().position(|q| *q == p) {
+                Some(j) => prefix_keywords[j].push(i),
+                None => {
+                    prefixes.push(p);
+                    prefix_keywords.push(vec![i]);
+                }
+            }
+        }
+        let prefilter = PrefixScanner::new(&prefixes);
         let digit_rules: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].min_digits > 0)
             .collect();
@@ -231,14 +234,17 @@ impl RuleSet {
                 short_keys = true;
             } else {
                 let e = [k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]];
-                if !key_endings.contains(&e) {
-                    key_endings.push(e);
-                }
+                key_endings.push(e);
             }
         }
+        key_endings.sort_unstable();
+        key_endings.dedup();
+        let keywords = patterns.into_iter().map(String::into_bytes).collect();
         Ok(RuleSet {
             rules,
             prefilter,
+            prefix_keywords,
+            keywords,
             pattern_rules,
             digit_rules,
             min_digits,
@@ -278,7 +284,7 @@ impl RuleSet {
                     break;
                 }
             }
-            if n < 3 || !self.key_endings.contains(&end) {
+            if n < 3 || self.key_endings.binary_search(&end).is_err() {
                 return false;
             }
         }
@@ -328,20 +334,23 @@ fn is_marker(s: &str) -> bool {
 
 /// Shannon entropy in bits per character.
 fn shannon_entropy(s: &str) -> f64 {
+    let n = s.chars().count().max(1) as f64;
+    let term = |c: u32| {
+        let p = f64::from(c) / n;
+        -p * p.log2()
+    };
+    if s.is_ascii() {
+        let mut counts = [0u32; 128];
+        for c in s.bytes() {
+            counts[usize::from(c & 0x7f)] += 1;
+        }
+        return counts.iter().filter(|&&c| c > 0).map(|&c| term(c)).sum();
+    }
     let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
-    let mut n = 0u32;
     for c in s.chars() {
         *counts.entry(c).or_insert(0) += 1;
-        n += 1;
     }
-    let n = f64::from(n.max(1));
-    counts
-        .values()
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    counts.values().map(|&c| term(c)).sum()
 }
 
 fn luhn_ok(s: &str) -> bool {
@@ -415,6 +424,184 @@ fn ssn_ok(s: &str) -> bool {
     area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
 }
 
+/// Finds every occurrence of a few short patterns, ASCII case-insensitively:
+/// an Aho-Corasick DFA with 16-bit premultiplied state ids, small enough to
+/// stay in the L1 cache (the keywords' first `PREFIX_LEN` bytes are few).
+struct PrefixScanner {
+    /// Byte → column of the transition table; 0 for bytes in no pattern.
+    classes: [u8; 256],
+    /// Row of state `s` is `trans[s..s + columns]`; match states come first.
+    /// Indexed by a `u16`, so the table spans the whole range and needs no
+    /// bounds check in the scanning loop.
+    trans: Box<[u16; 1 << 16]>,
+    match_limit: u16,
+    columns: u16,
+    /// Patterns ending at each match state, as (pattern, length).
+    outputs: Vec<Vec<(usize, usize)>>,
+    max_len: usize,
+}
+
+impl PrefixScanner {
+    /// `None` when there are no patterns or their automaton needs more than 2^16 cells.
+    fn new(patterns: &[&[u8]]) -> Option<PrefixScanner> {
+        let mut classes = [0u8; 256];
+        let mut columns = 1usize;
+        for &c in patterns.iter().copied().flatten() {
+            let c = c.to_ascii_lowercase();
+            if classes[usize::from(c)] == 0 {
+                let class = u8::try_from(columns).ok()?;
+                classes[usize::from(c)] = class;
+                classes[usize::from(c.to_ascii_uppercase())] = class;
+                columns += 1;
+            }
+        }
+        // The trie: goto[node][class], u32::MAX where there is no edge.
+        let mut goto: Vec<Vec<u32>> = vec![vec![u32::MAX; columns]];
+        let mut outputs: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
+        for (i, p) in patterns.iter().enumerate() {
+            let mut node = 0;
+            for &c in *p {
+                let class = usize::from(classes[usize::from(c)]);
+                if goto[node][class] == u32::MAX {
+                    goto[node][class] = goto.len() as u32;
+                    goto.push(vec![u32::MAX; columns]);
+                    outputs.push(Vec::new());
+                }
+                node = goto[node][class] as usize;
+            }
+            outputs[node].push((i, p.len()));
+        }
+        let n = goto.len();
+        if patterns.is_empty() || n * columns > 1 << 16 {
+            return None;
+        }
+        // Breadth first: failure links, then full DFA transitions and outputs.
+        let mut delta = vec![vec![0u32; columns]; n];
+        let mut fail = vec![0u32; n];
+        let mut queue = std::collections::VecDeque::from([0u32]);
+        while let Some(u) = queue.pop_front() {
+            let u = u as usize;
+            for class in 0..columns {
+                let v = goto[u][class];
+                if v == u32::MAX {
+                    delta[u][class] = if u == 0 {
+                        0
+                    } else {
+                        delta[fail[u] as usize][class]
+                    };
+                    continue;
+                }
+                delta[u][class] = v;
+                let f = if u == 0 {
+                    0
+                } else {
+                    delta[fail[u] as usize][class]
+                };
+                fail[v as usize] = f;
+                let inherited = outputs[f as usize].clone();
+                outputs[v as usize].extend(inherited);
+                queue.push_back(v);
+            }
+        }
+        // Renumber: match states first, so "is a match" is one comparison.
+        let mut order: Vec<usize> = (0..n).filter(|&s| !outputs[s].is_empty()).collect();
+        let matches = order.len();
+        order.extend((0..n).filter(|&s| outputs[s].is_empty()));
+        let mut id = vec![0u16; n];
+        for (new, &old) in order.iter().enumerate() {
+            id[old] = (new * columns) as u16;
+        }
+        let mut trans: Box<[u16; 1 << 16]> =
+            vec![0u16; 1 << 16].into_boxed_slice().try_into().ok()?;
+        for (new, &old) in order.iter().enumerate() {
+            for class in 0..columns {
+                trans[new * columns + class] = id[delta[old][class] as usize];
+            }
+        }
+        let start = id[0];
+        debug_assert_eq!(start as usize, matches * columns);
+        Some(PrefixScanner {
+            classes,
+            trans,
+            match_limit: (matches * columns) as u16,
+            columns: columns as u16,
+            outputs: order[..matches]
+                .iter()
+                .map(|&s| std::mem::take(&mut outputs[s]))
+                .collect(),
+            max_len: patterns.iter().map(|p| p.len()).max().unwrap_or(0),
+        })
+    }
+
+    #[inline(always)]
+    fn next(&self, s: u16, c: u8) -> u16 {
+        self.trans[usize::from(s.wrapping_add(u16::from(self.classes[usize::from(c)])))]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_matches(&self, s: u16, end: usize, hits: &mut Vec<(usize, usize)>) {
+        for &(p, len) in &self.outputs[usize::from(s / self.columns)] {
+            hits.push((end - len, p));
+        }
+    }
+
+    /// Runs from state `s` over `text` (which starts at `offset` in the
+    /// scanned text), recording matches; returns the state reached.
+    fn run(&self, mut s: u16, text: &[u8], offset: usize, hits: &mut Vec<(usize, usize)>) -> u16 {
+        for (at, &c) in text.iter().enumerate() {
+            s = self.next(s, c);
+            if s < self.match_limit {
+                self.push_matches(s, offset + at + 1, hits);
+            }
+        }
+        s
+    }
+
+    /// Every (start, pattern) occurrence in `text`, unsorted, possibly twice.
+    ///
+    /// A DFA step waits on the load of the step before, so four walks over as
+    /// many quarters of the text interleave. Each quarter is read from
+    /// `max_len - 1` bytes early, so no occurrence crossing a boundary is missed.
+    fn scan(&self, text: &[u8], hits: &mut Vec<(usize, usize)>) {
+        const MIN_LANE: usize = 64;
+        let start = self.match_limit;
+        let overlap = self.max_len.saturating_sub(1);
+        let seg = text.len().div_ceil(4);
+        if seg < MIN_LANE.max(overlap) {
+            self.run(start, text, 0, hits);
+            return;
+        }
+        let from = [0, seg - overlap, 2 * seg - overlap, 3 * seg - overlap];
+        // The last lane is the shortest; the others finish alone afterwards.
+        let common = text.len() - from[3];
+        let [l0, l1, l2, l3] = from.map(|f| &text[f..f + common]);
+        let mut s = [start; 4];
+        for (j, (((&a, &b), &c), &d)) in l0.iter().zip(l1).zip(l2).zip(l3).enumerate() {
+            s = [
+                self.next(s[0], a),
+                self.next(s[1], b),
+                self.next(s[2], c),
+                self.next(s[3], d),
+            ];
+            if s.iter().any(|&x| x < self.match_limit) {
+                for (k, &x) in s.iter().enumerate() {
+                    if x < self.match_limit {
+                        self.push_matches(x, from[k] + j + 1, hits);
+                    }
+                }
+            }
+        }
+        // Lanes 0-2 end where the next lane's own quarter starts.
+        for k in 0..3 {
+            let (a, b) = (from[k] + common, from[k + 1] + overlap);
+            if a < b {
+                self.run(s[k], &text[a..b], a, hits);
+            }
+        }
+    }
+}
+
 /// The raw line an event was parsed from, with its keyword hits.
 struct Line<'r> {
     raw: &'r [u8],
@@ -438,39 +625,58 @@ struct DigitShape {
     iban_start: bool,
 }
 
+/// Digits in `b`; counted in `u8` lanes (255 bytes cannot overflow them), which vectorizes.
+fn count_digits(b: &[u8]) -> usize {
+    b.chunks(255)
+        .map(|c| usize::from(c.iter().fold(0u8, |n, &x| n + u8::from(x.is_ascii_digit()))))
+        .sum()
+}
+
+/// Index of the first digit in `b` at or after `from`; skips digit-free
+/// 16-byte blocks with a test that vectorizes.
+fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(block) = b.get(i..i + 16) {
+        if block.iter().fold(false, |any, c| any | c.is_ascii_digit()) {
+            break;
+        }
+        i += 16;
+    }
+    b.get(i..)?
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| i + p)
+}
+
 impl DigitShape {
     fn of(s: &str) -> DigitShape {
         let b = s.as_bytes();
-        let (mut digits, mut run, mut best) = (0, 0, 0);
-        let mut prev_sep = false;
-        for &c in b {
-            if c.is_ascii_digit() {
-                digits += 1;
-                run += 1;
-                best = best.max(run);
-                prev_sep = false;
-            } else if (c == b' ' || c == b'-') && run > 0 && !prev_sep {
-                prev_sep = true;
-            } else {
-                run = 0;
-                prev_sep = false;
+        let (mut digits, mut best, mut iban_start) = (0, 0, false);
+        let mut i = 0;
+        while let Some(first) = next_digit(b, i) {
+            // Two capitals then two digits, ignoring spaces: how an IBAN starts.
+            if !iban_start {
+                let mut before = b[..first].iter().rev().filter(|&&c| c != b' ');
+                let mut after = b[first + 1..].iter().filter(|&&c| c != b' ');
+                iban_start = after.next().is_some_and(u8::is_ascii_digit)
+                    && before.next().is_some_and(u8::is_ascii_uppercase)
+                    && before.next().is_some_and(u8::is_ascii_uppercase);
             }
-        }
-        // Two capitals then two digits, ignoring spaces: how an IBAN starts.
-        let mut iban_start = false;
-        if digits >= 2 {
-            let mut last = [0u8; 4];
-            for &c in b.iter().filter(|&&c| c != b' ') {
-                last = [last[1], last[2], last[3], c];
-                if last[0].is_ascii_uppercase()
-                    && last[1].is_ascii_uppercase()
-                    && last[2].is_ascii_digit()
-                    && last[3].is_ascii_digit()
-                {
-                    iban_start = true;
-                    break;
+            // A run: digits, each pair at most one space or dash apart.
+            let (mut run, mut j) = (1, first + 1);
+            loop {
+                match b.get(j) {
+                    Some(c) if c.is_ascii_digit() => {
+                        run += 1;
+                        j += 1;
+                    }
+                    Some(b' ' | b'-') if b.get(j + 1).is_some_and(u8::is_ascii_digit) => j += 1,
+                    _ => break,
                 }
             }
+            digits += run;
+            best = best.max(run);
+            i = j;
         }
         DigitShape {
             digits,
@@ -523,12 +729,24 @@ impl Redactor {
     /// Every keyword occurrence in `text`: (start, end, pattern), sorted by start.
     fn keyword_hits(&self, text: &[u8]) -> Vec<(usize, usize, usize)> {
         let mut hits = Vec::new();
-        if let Some(ac) = &self.set.prefilter {
-            for m in ac.find_overlapping_iter(text) {
-                hits.push((m.start(), m.end(), m.pattern().as_usize()));
+        if let Some(dfa) = &self.set.prefilter {
+            let mut prefix_hits = Vec::new();
+            dfa.scan(text, &mut prefix_hits);
+            for (start, prefix) in prefix_hits {
+                for &k in &self.set.prefix_keywords[prefix] {
+                    let kw = &self.set.keywords[k];
+                    let end = start + kw.len();
+                    if text
+                        .get(start..end)
+                        .is_some_and(|t| t.eq_ignore_ascii_case(kw))
+                    {
+                        hits.push((start, end, k));
+                    }
+                }
             }
         }
         hits.sort_unstable();
+        hits.dedup();
         hits
     }
 
@@ -633,9 +851,7 @@ impl Redactor {
             }
         }
         // Counting digits vectorizes; the finer shape is only worth it past the minimum.
-        if !self.set.digit_rules.is_empty()
-            && s.bytes().filter(u8::is_ascii_digit).count() >= self.set.min_digits
-        {
+        if !self.set.digit_rules.is_empty() && count_digits(s.as_bytes()) >= self.set.min_digits {
             let shape = DigitShape::of(s);
             {
                 cands.extend(
@@ -869,6 +1085,73 @@ mod tests {
                 && !is_marker("[REDACTED:]")
                 && !is_marker("[REDACTED:Github]")
         );
+    }
+
+    /// The shape by one plain pass over every byte (how `DigitShape::of` used to work).
+    fn plain_shape(s: &str) -> (usize, usize, bool) {
+        let (mut digits, mut run, mut best, mut prev_sep) = (0, 0, 0, false);
+        for c in s.bytes() {
+            if c.is_ascii_digit() {
+                digits += 1;
+                run += 1;
+                best = best.max(run);
+                prev_sep = false;
+            } else if (c == b' ' || c == b'-') && run > 0 && !prev_sep {
+                prev_sep = true;
+            } else {
+                run = 0;
+                prev_sep = false;
+            }
+        }
+        let compact: Vec<u8> = s.bytes().filter(|&c| c != b' ').collect();
+        let iban = compact.windows(4).any(|w| {
+            w[0].is_ascii_uppercase()
+                && w[1].is_ascii_uppercase()
+                && w[2].is_ascii_digit()
+                && w[3].is_ascii_digit()
+        });
+        (digits, best, iban)
+    }
+
+    #[test]
+    fn digit_shape_skips_text_but_sees_what_a_plain_pass_sees() {
+        let alphabet = b"0123456789 -AbZ. ";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..400 {
+            let mut text = String::new();
+            for _ in 0..len % 60 + len / 4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 9 == 0 {
+                    // A digit-free stretch longer than a block, as in prose.
+                    text.push_str("lorem ipsum dolor sit amet");
+                } else {
+                    text.push(char::from(alphabet[(x % alphabet.len() as u64) as usize]));
+                }
+            }
+            let shape = DigitShape::of(&text);
+            assert_eq!(
+                (shape.digits, shape.run, shape.iban_start),
+                plain_shape(&text),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "AB 1 2",
+            "A B12",
+            "GB82 WEST 1234",
+            "12--34",
+            "1 -2",
+            "4111 1111-1111 1111",
+        ] {
+            let shape = DigitShape::of(text);
+            assert_eq!(
+                (shape.digits, shape.run, shape.iban_start),
+                plain_shape(text),
+                "{text}"
+            );
+        }
     }
 
     #[test]
