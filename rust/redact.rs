@@ -55,7 +55,7 @@ pub struct RuleSet {
     exact_keys: HashSet<Vec<u8>>,
     suffix_keys: Vec<Vec<u8>>,
     /// Last three letters of every sensitive name, sorted: names ending otherwise are skipped at once.
-    key_endings: Vec<[u8; 3]>,
+    key_endings: Vec<u32>,
     short_keys: bool,
 }
 
@@ -227,14 +227,14 @@ impl RuleSet {
             .map(|&i| rules[i].min_digits)
             .min()
             .unwrap_or(usize::MAX);
-        let mut key_endings: Vec<[u8; 3]> = Vec::new();
+        let mut key_endings: Vec<u32> = Vec::new();
         let mut short_keys = false;
         for k in exact_keys.iter().chain(suffix_keys.iter()) {
             if k.len() < 3 {
                 short_keys = true;
             } else {
-                let e = [k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]];
-                key_endings.push(e);
+                let e = [0, k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]];
+                key_endings.push(u32::from_be_bytes(e));
             }
         }
         key_endings.sort_unstable();
@@ -272,14 +272,14 @@ impl RuleSet {
     fn is_sensitive_key(&self, k: &str, buf: &mut Vec<u8>) -> bool {
         if !self.short_keys {
             // Last three normalized letters, read backwards without allocating.
-            let mut end = [0u8; 3];
+            let mut end = 0u32;
             let mut n = 0;
             for c in k.bytes().rev() {
                 if matches!(c, b'_' | b'-' | b'.' | b' ') {
                     continue;
                 }
+                end |= u32::from(c.to_ascii_lowercase()) << (8 * n);
                 n += 1;
-                end[3 - n] = c.to_ascii_lowercase();
                 if n == 3 {
                     break;
                 }
