@@ -39,6 +39,8 @@ struct Rule {
     checksum: Option<Checksum>,
     /// Keyword-less rules run only on strings with at least this many digits.
     min_digits: usize,
+    /// What must follow a keyword for the occurrence to count (anchored).
+    keyword_followed_by: Option<Regex>,
 }
 
 /// A compiled rule file (or several merged).
@@ -168,6 +170,20 @@ impl RuleSet {
                     }
                 };
                 let kws = str_list(field(item, "keywords"), &format!("rule {id:?}: keywords"))?;
+                let keyword_followed_by = match field(item, "keyword_followed_by") {
+                    None => None,
+                    Some(Value::String(p)) if !kws.is_empty() => {
+                        Some(Regex::new(&format!("^(?:{p})")).map_err(|e| {
+                            format!("rule {id:?}: keyword_followed_by does not compile: {e}")
+                        })?)
+                    }
+                    Some(_) => {
+                        return Err(format!(
+                            "rule {id:?}: \"keyword_followed_by\" must be a regex string, \
+                             and the rule needs \"keywords\" for it to follow"
+                        ))
+                    }
+                };
                 let min_digits = match field(item, "min_digits") {
                     Some(Value::Number(x)) if *x >= 1.0 => *x as usize,
                     None if !kws.is_empty() => 0,
@@ -192,6 +208,7 @@ impl RuleSet {
                     entropy,
                     checksum,
                     min_digits,
+                    keyword_followed_by,
                 });
             }
         }
@@ -824,9 +841,14 @@ impl Redactor {
     /// keyword-less rules whose necessary digit shape `s` has.
     fn candidate_rules(&self, s: &str, line: Option<&Line<'_>>) -> Vec<usize> {
         let mut cands = Vec::new();
-        let add = |pattern: usize, cands: &mut Vec<usize>| {
+        // `end` is where the keyword occurrence ends in `s`.
+        let add = |pattern: usize, end: usize, cands: &mut Vec<usize>| {
             for &r in &self.set.pattern_rules[pattern] {
-                if !cands.contains(&r) {
+                let followed = || match &self.set.rules[r].keyword_followed_by {
+                    None => true,
+                    Some(next) => s.get(end..).is_some_and(|rest| next.is_match(rest)),
+                };
+                if !cands.contains(&r) && followed() {
                     cands.push(r);
                 }
             }
@@ -840,13 +862,13 @@ impl Redactor {
                         break;
                     }
                     if end <= b {
-                        add(pattern, &mut cands);
+                        add(pattern, end - a, &mut cands);
                     }
                 }
             }
             None => {
-                for (_, _, pattern) in self.keyword_hits(s.as_bytes()) {
-                    add(pattern, &mut cands);
+                for (_, end, pattern) in self.keyword_hits(s.as_bytes()) {
+                    add(pattern, end, &mut cands);
                 }
             }
         }
@@ -1152,6 +1174,42 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn keyword_followed_by_skips_only_occurrences_the_regex_cannot_match() {
+        let shipped = std::fs::read("python/agent_bom/data/redaction-rules.json").unwrap();
+        let r = Redactor::new(RuleSet::from_json(&[&shipped]).unwrap(), Mode::Mask);
+        for (text, secret) in [
+            ("SECRET_KEY=a8Fq2LmZ9x!", "a8Fq2LmZ9x!"),
+            ("secret-key: a8Fq2LmZ9x!", "a8Fq2LmZ9x!"),
+            (
+                "the secrets, then password\u{a0}= a8Fq2LmZ9x!",
+                "a8Fq2LmZ9x!",
+            ),
+            // Escaped in the line: the parser's copy is searched on its own.
+            (
+                "tokens, then {\\\"token\\\": \\\"a8Fq2LmZ9x!\\\"}",
+                "a8Fq2LmZ9x!",
+            ),
+            (
+                "at risk: SK0123456789abcdef0123456789ABCDEF",
+                "SK0123456789abcdef",
+            ),
+        ] {
+            let (out, n, _) = run(&r, &format!(r#"{{"a":"{text}"}}"#));
+            assert!(n == 1 && !out.contains(secret), "{text}: {out}");
+        }
+        // Each keyword is there, but never followed the way its rule needs.
+        let clean = r#"{"a":"secrets of Asia: the risk of key-value stores for passwords"}"#;
+        assert_eq!(run(&r, clean).1, 0);
+        let line = clean.as_bytes();
+        let v = json::parse(line, 8).unwrap();
+        let Value::Object(members) = &v else { panic!() };
+        let s = members[0].1.as_str().unwrap();
+        let hits = r.keyword_hits(line);
+        let l = Line { raw: line, hits };
+        assert!(r.candidate_rules(s, Some(&l)).is_empty());
     }
 
     #[test]
