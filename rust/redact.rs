@@ -905,7 +905,7 @@ impl Redactor {
         // Existing (exact) markers are off limits, which keeps redaction idempotent.
         let mut taken: Vec<(usize, usize, Option<usize>)> = Vec::new();
         let mut from = 0;
-        while let Some(i) = s[from..].find(MARKER_PREFIX) {
+        while let Some(i) = memchr::memchr(b'[', &s.as_bytes()[from..]) {
             let start = from + i;
             match marker_len_at(s, start) {
                 Some(len) => {
@@ -920,20 +920,13 @@ impl Redactor {
         };
         for r in cands {
             let rule = &self.set.rules[r];
-            for caps in rule.regex.captures_iter(s) {
-                let Some(m) = rule
-                    .secret
-                    .and_then(|g| caps.get(g))
-                    .or_else(|| caps.get(0))
-                else {
-                    continue;
-                };
+            let mut consider = |m: regex::Match<'_>| {
                 if m.is_empty() || overlaps(&taken, m.start(), m.end()) {
-                    continue;
+                    return;
                 }
                 let text = m.as_str();
                 if rule.entropy.is_some_and(|min| shannon_entropy(text) < min) {
-                    continue;
+                    return;
                 }
                 let ok = match rule.checksum {
                     None => true,
@@ -944,6 +937,15 @@ impl Redactor {
                 if ok {
                     taken.push((m.start(), m.end(), Some(r)));
                 }
+            };
+            // Capture groups take a second engine over each match: only for a `secret` group.
+            match rule.secret {
+                Some(g) => rule
+                    .regex
+                    .captures_iter(s)
+                    .filter_map(|caps| caps.get(g).or_else(|| caps.get(0)))
+                    .for_each(&mut consider),
+                None => rule.regex.find_iter(s).for_each(&mut consider),
             }
         }
         let mut spans: Vec<(usize, usize, usize)> = taken
