@@ -23,6 +23,9 @@ const MARKER_PREFIX: &str = "[REDACTED:";
 /// Keyword bytes the prefilter automaton matches; the rest is compared at each hit.
 const PREFIX_LEN: usize = 4;
 
+/// A keyword occurrence: (start, end, keyword).
+type Hit = (usize, usize, usize);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Checksum {
     Luhn,
@@ -46,10 +49,7 @@ struct Rule {
 /// A compiled rule file (or several merged).
 pub struct RuleSet {
     rules: Vec<Rule>,
-    prefilter: Option<PrefixScanner>,
-    /// Keywords (lowercase) starting with each prefilter pattern.
-    prefix_keywords: Vec<Vec<usize>>,
-    keywords: Vec<Vec<u8>>,
+    prefilter: Option<KeywordScanner>,
     /// Rules triggered by each keyword.
     pattern_rules: Vec<Vec<usize>>,
     digit_rules: Vec<usize>,
@@ -223,19 +223,7 @@ impl RuleSet {
                 }
             }
         }
-        let mut prefixes: Vec<&[u8]> = Vec::new();
-        let mut prefix_keywords: Vec<Vec<usize>> = Vec::new();
-        for (i, k) in patterns.iter().enumerate() {
-            let p = &k.as_bytes()[..k.len().min(PREFIX_LEN)];
-            match prefixes.iter().position(|q| *q == p) {
-                Some(j) => prefix_keywords[j].push(i),
-                None => {
-                    prefixes.push(p);
-                    prefix_keywords.push(vec![i]);
-                }
-            }
-        }
-        let prefilter = PrefixScanner::new(&prefixes);
+        let prefilter = KeywordScanner::new(patterns.into_iter().map(String::into_bytes).collect());
         let digit_rules: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].min_digits > 0)
             .collect();
@@ -256,12 +244,9 @@ impl RuleSet {
         }
         key_endings.sort_unstable();
         key_endings.dedup();
-        let keywords = patterns.into_iter().map(String::into_bytes).collect();
         Ok(RuleSet {
             rules,
             prefilter,
-            prefix_keywords,
-            keywords,
             pattern_rules,
             digit_rules,
             min_digits,
@@ -441,10 +426,11 @@ fn ssn_ok(s: &str) -> bool {
     area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
 }
 
-/// Finds every occurrence of a few short patterns, ASCII case-insensitively:
-/// an Aho-Corasick DFA with 16-bit premultiplied state ids, small enough to
-/// stay in the L1 cache (the keywords' first `PREFIX_LEN` bytes are few).
-struct PrefixScanner {
+/// Finds every keyword occurrence, ASCII case-insensitively: an Aho-Corasick
+/// DFA over the keywords' first `PREFIX_LEN` bytes, with 16-bit premultiplied
+/// state ids (small enough to stay in the L1 cache), then a comparison of the
+/// rest of each keyword where its prefix ends.
+struct KeywordScanner {
     /// Byte → column of the transition table; 0 for bytes in no pattern.
     classes: [u8; 256],
     /// Row of state `s` is `trans[s..s + columns]`; match states come first.
@@ -453,14 +439,21 @@ struct PrefixScanner {
     trans: Box<[u16; 1 << 16]>,
     match_limit: u16,
     columns: u16,
-    /// Patterns ending at each match state, as (pattern, length).
+    /// Keywords whose prefix ends at each match state, as (keyword, prefix length).
     outputs: Vec<Vec<(usize, usize)>>,
+    /// Longest prefix.
     max_len: usize,
+    /// Lowercase.
+    keywords: Vec<Vec<u8>>,
 }
 
-impl PrefixScanner {
-    /// `None` when there are no patterns or their automaton needs more than 2^16 cells.
-    fn new(patterns: &[&[u8]]) -> Option<PrefixScanner> {
+impl KeywordScanner {
+    /// `None` when there are no keywords or their automaton needs more than 2^16 cells.
+    fn new(keywords: Vec<Vec<u8>>) -> Option<KeywordScanner> {
+        let patterns: Vec<&[u8]> = keywords
+            .iter()
+            .map(|k| &k[..k.len().min(PREFIX_LEN)])
+            .collect();
         let mut classes = [0u8; 256];
         let mut columns = 1usize;
         for &c in patterns.iter().copied().flatten() {
@@ -537,7 +530,7 @@ impl PrefixScanner {
         }
         let start = id[0];
         debug_assert_eq!(start as usize, matches * columns);
-        Some(PrefixScanner {
+        Some(KeywordScanner {
             classes,
             trans,
             match_limit: (matches * columns) as u16,
@@ -547,6 +540,7 @@ impl PrefixScanner {
                 .map(|&s| std::mem::take(&mut outputs[s]))
                 .collect(),
             max_len: patterns.iter().map(|p| p.len()).max().unwrap_or(0),
+            keywords,
         })
     }
 
@@ -555,38 +549,42 @@ impl PrefixScanner {
         self.trans[usize::from(s.wrapping_add(u16::from(self.classes[usize::from(c)])))]
     }
 
+    /// Pushes the keywords whose prefix ends at `end` in `text`, reaching state `s`.
     #[cold]
     #[inline(never)]
-    fn push_matches(&self, s: u16, end: usize, hits: &mut Vec<(usize, usize)>) {
-        for &(p, len) in &self.outputs[usize::from(s / self.columns)] {
-            hits.push((end - len, p));
+    fn push_matches(&self, s: u16, text: &[u8], end: usize, hits: &mut Vec<Hit>) {
+        for &(k, prefix) in &self.outputs[usize::from(s / self.columns)] {
+            let (kw, start) = (&self.keywords[k], end - prefix);
+            let found = text.get(start..start + kw.len());
+            if found.is_some_and(|t| t.eq_ignore_ascii_case(kw)) {
+                hits.push((start, start + kw.len(), k));
+            }
         }
     }
 
-    /// Runs from state `s` over `text` (which starts at `offset` in the
-    /// scanned text), recording matches; returns the state reached.
-    fn run(&self, mut s: u16, text: &[u8], offset: usize, hits: &mut Vec<(usize, usize)>) -> u16 {
-        for (at, &c) in text.iter().enumerate() {
+    /// Runs from state `s` over `text[from..to]`, recording matches; returns the state reached.
+    fn run(&self, mut s: u16, text: &[u8], from: usize, to: usize, hits: &mut Vec<Hit>) -> u16 {
+        for (at, &c) in text[from..to].iter().enumerate() {
             s = self.next(s, c);
             if s < self.match_limit {
-                self.push_matches(s, offset + at + 1, hits);
+                self.push_matches(s, text, from + at + 1, hits);
             }
         }
         s
     }
 
-    /// Every (start, pattern) occurrence in `text`, unsorted, possibly twice.
+    /// Every keyword occurrence in `text`, unsorted, possibly twice.
     ///
     /// A DFA step waits on the load of the step before, so four walks over as
     /// many quarters of the text interleave. Each quarter is read from
     /// `max_len - 1` bytes early, so no occurrence crossing a boundary is missed.
-    fn scan(&self, text: &[u8], hits: &mut Vec<(usize, usize)>) {
+    fn scan(&self, text: &[u8], hits: &mut Vec<Hit>) {
         const MIN_LANE: usize = 64;
         let start = self.match_limit;
         let overlap = self.max_len.saturating_sub(1);
         let seg = text.len().div_ceil(4);
         if seg < MIN_LANE.max(overlap) {
-            self.run(start, text, 0, hits);
+            self.run(start, text, 0, text.len(), hits);
             return;
         }
         let from = [0, seg - overlap, 2 * seg - overlap, 3 * seg - overlap];
@@ -604,7 +602,7 @@ impl PrefixScanner {
             if s.iter().any(|&x| x < self.match_limit) {
                 for (k, &x) in s.iter().enumerate() {
                     if x < self.match_limit {
-                        self.push_matches(x, from[k] + j + 1, hits);
+                        self.push_matches(x, text, from[k] + j + 1, hits);
                     }
                 }
             }
@@ -613,7 +611,7 @@ impl PrefixScanner {
         for k in 0..3 {
             let (a, b) = (from[k] + common, from[k + 1] + overlap);
             if a < b {
-                self.run(s[k], &text[a..b], a, hits);
+                self.run(s[k], text, a, b, hits);
             }
         }
     }
@@ -622,7 +620,7 @@ impl PrefixScanner {
 /// The raw line an event was parsed from, with its keyword hits.
 struct Line<'r> {
     raw: &'r [u8],
-    hits: Vec<(usize, usize, usize)>,
+    hits: Vec<Hit>,
 }
 
 impl Line<'_> {
@@ -744,30 +742,17 @@ impl Redactor {
     }
 
     /// Every keyword occurrence in `text`: (start, end, pattern), sorted by start.
-    fn keyword_hits(&self, text: &[u8]) -> Vec<(usize, usize, usize)> {
+    fn keyword_hits(&self, text: &[u8]) -> Vec<Hit> {
         let mut hits = Vec::new();
-        if let Some(dfa) = &self.set.prefilter {
-            let mut prefix_hits = Vec::new();
-            dfa.scan(text, &mut prefix_hits);
-            for (start, prefix) in prefix_hits {
-                for &k in &self.set.prefix_keywords[prefix] {
-                    let kw = &self.set.keywords[k];
-                    let end = start + kw.len();
-                    if text
-                        .get(start..end)
-                        .is_some_and(|t| t.eq_ignore_ascii_case(kw))
-                    {
-                        hits.push((start, end, k));
-                    }
-                }
-            }
+        if let Some(scanner) = &self.set.prefilter {
+            scanner.scan(text, &mut hits);
         }
         hits.sort_unstable();
         hits.dedup();
         hits
     }
 
-    fn line_hits(&self, raw: &[u8]) -> Vec<(usize, usize, usize)> {
+    fn line_hits(&self, raw: &[u8]) -> Vec<Hit> {
         self.keyword_hits(raw)
     }
 
@@ -786,7 +771,7 @@ impl Redactor {
             raw,
             hits: self.line_hits(raw),
         });
-        let mut buf = Vec::with_capacity(32);
+        let mut buf = Vec::new();
         self.walk(event, line.as_ref(), counts, &mut buf)
     }
 
