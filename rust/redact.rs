@@ -56,8 +56,9 @@ pub struct RuleSet {
     min_digits: usize,
     exact_keys: HashSet<Vec<u8>>,
     suffix_keys: Vec<Vec<u8>>,
-    /// Last three letters of every sensitive name, sorted: names ending otherwise are skipped at once.
-    key_endings: Vec<u32>,
+    /// Last three letters of every sensitive name, as bits (see `ending_bit`):
+    /// names ending otherwise are skipped at once.
+    key_endings: Box<[u64; 512]>,
     short_keys: bool,
 }
 
@@ -89,6 +90,14 @@ fn str_list(v: Option<&Value<'_>>, what: &str) -> Result<Vec<String>, String> {
             .collect(),
         Some(_) => Err(format!("{what} must be a list of strings")),
     }
+}
+
+/// Index of a name's last three bytes in a 2^15-bit set: five bits of each,
+/// which ignores ASCII case and keeps letters apart (other bytes may collide,
+/// which only costs a full comparison).
+fn ending_bit(end: [u8; 3]) -> usize {
+    end.iter()
+        .fold(0, |bits, &c| bits << 5 | usize::from(c & 31))
 }
 
 /// Lowercases and drops '_', '-', '.', ' ' (how member names are compared).
@@ -232,18 +241,16 @@ impl RuleSet {
             .map(|&i| rules[i].min_digits)
             .min()
             .unwrap_or(usize::MAX);
-        let mut key_endings: Vec<u32> = Vec::new();
+        let mut key_endings = Box::new([0u64; 512]);
         let mut short_keys = false;
         for k in exact_keys.iter().chain(suffix_keys.iter()) {
             if k.len() < 3 {
                 short_keys = true;
             } else {
-                let e = [0, k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]];
-                key_endings.push(u32::from_be_bytes(e));
+                let bit = ending_bit([k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]]);
+                key_endings[bit / 64] |= 1 << (bit % 64);
             }
         }
-        key_endings.sort_unstable();
-        key_endings.dedup();
         Ok(RuleSet {
             rules,
             prefilter,
@@ -274,19 +281,20 @@ impl RuleSet {
     fn is_sensitive_key(&self, k: &str, buf: &mut Vec<u8>) -> bool {
         if !self.short_keys {
             // Last three normalized letters, read backwards without allocating.
-            let mut end = 0u32;
+            let mut end = [0u8; 3];
             let mut n = 0;
             for c in k.bytes().rev() {
                 if matches!(c, b'_' | b'-' | b'.' | b' ') {
                     continue;
                 }
-                end |= u32::from(c.to_ascii_lowercase()) << (8 * n);
                 n += 1;
+                end[3 - n] = c;
                 if n == 3 {
                     break;
                 }
             }
-            if n < 3 || self.key_endings.binary_search(&end).is_err() {
+            let bit = ending_bit(end);
+            if n < 3 || self.key_endings[bit / 64] & (1 << (bit % 64)) == 0 {
                 return false;
             }
         }
