@@ -866,7 +866,10 @@ impl Redactor {
             }
         }
         // Counting digits vectorizes; the finer shape is only worth it past the minimum.
-        if !self.set.digit_rules.is_empty() && count_digits(s.as_bytes()) >= self.set.min_digits {
+        if !self.set.digit_rules.is_empty()
+            && s.len() >= self.set.min_digits
+            && count_digits(s.as_bytes()) >= self.set.min_digits
+        {
             let shape = DigitShape::of(s);
             {
                 cands.extend(
@@ -1205,6 +1208,19 @@ mod tests {
         let hits = r.keyword_hits(line);
         let l = Line { raw: line, hits };
         assert!(r.candidate_rules(s, Some(&l)).is_empty());
+    }
+
+    #[test]
+    fn digit_rules_run_on_strings_with_their_digit_shape_borrowed_or_not() {
+        let r = redactor(Mode::Mask);
+        let (out, n, counts) = run(
+            &r,
+            r#"{"t":"2026-05-01","a":"card 4111 1111 1111 1111 ok","b":"x\n4111-1111-1111-1111",
+                "n":4111111111111111,"c":"iban GB82WEST12345698765432","d":"x\tGB82WEST12345698765432"}"#,
+        );
+        assert_eq!(n, 4, "{out}");
+        assert_eq!(counts[2..4], [2, 2]);
+        assert!(out.contains(r#""n":4111111111111111"#), "{out}");
     }
 
     #[test]
