@@ -1224,6 +1224,59 @@ mod tests {
     }
 
     #[test]
+    fn keyword_scan_in_lanes_finds_what_a_plain_search_finds() {
+        let keywords: Vec<Vec<u8>> = [
+            "ghp_",
+            "secret",
+            "secretkey",
+            "@",
+            "sk",
+            "://",
+            "private key",
+        ]
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
+        let scanner = KeywordScanner::new(keywords.clone()).unwrap();
+        let pieces = [
+            "GHP_",
+            "Secret",
+            "secretKEY",
+            "@",
+            "sK",
+            "://",
+            "private key",
+            "x",
+            " ",
+            "se",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in [0, 3, 63, 255, 256, 257, 300, 511, 1024, 1500, 4099] {
+            let mut text = Vec::new();
+            while text.len() < len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.extend_from_slice(pieces[(x % pieces.len() as u64) as usize].as_bytes());
+            }
+            let mut found = Vec::new();
+            scanner.scan(&text, &mut found);
+            found.sort_unstable();
+            found.dedup();
+            let mut expected = Vec::new();
+            for start in 0..text.len() {
+                for (k, kw) in keywords.iter().enumerate() {
+                    let t = text.get(start..start + kw.len());
+                    if t.is_some_and(|t| t.eq_ignore_ascii_case(kw)) {
+                        expected.push((start, start + kw.len(), k));
+                    }
+                }
+            }
+            assert_eq!(found, expected, "{len}");
+        }
+    }
+
+    #[test]
     fn checksums() {
         assert!(luhn_ok("4111-1111-1111-1111") && !luhn_ok("4111111111111112"));
         assert!(iban_ok("DE89 3704 0044 0532 0130 00") && !iban_ok("DE89370400440532013001"));
