@@ -342,25 +342,31 @@ fn is_marker(s: &str) -> bool {
     marker_len_at(s, 0) == Some(s.len())
 }
 
-/// Shannon entropy in bits per character.
+/// Shannon entropy in bits per character: with n characters and c_i of each
+/// kind, log2(n) - Σ c_i·log2(c_i) / n, where characters seen once add nothing
+/// (secrets are mostly such, so few logarithms are taken).
 fn shannon_entropy(s: &str) -> f64 {
     let n = s.chars().count().max(1) as f64;
-    let term = |c: u32| {
-        let p = f64::from(c) / n;
-        -p * p.log2()
+    let sum = |counts: &mut dyn Iterator<Item = u32>| -> f64 {
+        counts
+            .filter(|&c| c > 1)
+            .map(|c| f64::from(c) * f64::from(c).log2())
+            .sum()
     };
-    if s.is_ascii() {
+    let repeated = if s.is_ascii() {
         let mut counts = [0u32; 128];
         for c in s.bytes() {
             counts[usize::from(c & 0x7f)] += 1;
         }
-        return counts.iter().filter(|&&c| c > 0).map(|&c| term(c)).sum();
-    }
-    let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
-    for c in s.chars() {
-        *counts.entry(c).or_insert(0) += 1;
-    }
-    counts.values().map(|&c| term(c)).sum()
+        sum(&mut counts.into_iter())
+    } else {
+        let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
+        for c in s.chars() {
+            *counts.entry(c).or_insert(0) += 1;
+        }
+        sum(&mut counts.into_values())
+    };
+    n.log2() - repeated / n
 }
 
 fn luhn_ok(s: &str) -> bool {
@@ -1274,6 +1280,32 @@ mod tests {
             }
             assert_eq!(found, expected, "{len}");
         }
+    }
+
+    #[test]
+    fn entropy_is_shannons() {
+        let plain = |s: &str| {
+            let n = s.chars().count() as f64;
+            let mut kinds: Vec<char> = s.chars().collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            let p = kinds
+                .iter()
+                .map(|k| s.chars().filter(|c| c == k).count() as f64 / n);
+            -p.map(|p| p * p.log2()).sum::<f64>()
+        };
+        for s in [
+            "a",
+            "ab",
+            "aab",
+            "abcdefgh",
+            "aaaaaaaa",
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "żółw żółw",
+        ] {
+            assert!((shannon_entropy(s) - plain(s)).abs() < 1e-12, "{s}");
+        }
+        assert_eq!(shannon_entropy("abcdefgh"), 3.0);
     }
 
     #[test]
