@@ -757,7 +757,7 @@ impl Redactor {
 
     /// Every keyword occurrence in `text`: (start, end, pattern), sorted by start.
     fn keyword_hits(&self, text: &[u8]) -> Vec<Hit> {
-        let mut hits = Vec::new();
+        let mut hits = Vec::with_capacity(16);
         if let Some(scanner) = &self.set.prefilter {
             scanner.scan(text, &mut hits);
         }
