@@ -568,10 +568,11 @@ impl KeywordScanner {
     #[inline(never)]
     fn push_matches(&self, s: u16, text: &[u8], end: usize, hits: &mut Vec<Hit>) {
         for &(k, prefix) in &self.outputs[usize::from(s / self.columns)] {
-            let (kw, start) = (&self.keywords[k], end - prefix);
-            let found = text.get(start..start + kw.len());
-            if found.is_some_and(|t| t.eq_ignore_ascii_case(kw)) {
-                hits.push((start, start + kw.len(), k));
+            // The automaton has matched the prefix already.
+            let (rest, start) = (&self.keywords[k][prefix..], end - prefix);
+            let found = text.get(end..end + rest.len());
+            if found.is_some_and(|t| t.eq_ignore_ascii_case(rest)) {
+                hits.push((start, end + rest.len(), k));
             }
         }
     }
