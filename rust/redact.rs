@@ -4,9 +4,11 @@
 //! Rules are data (`python/agent_bom/data/redaction-rules.json`, read by
 //! Python and handed over as bytes). Clean events pay little: one
 //! Aho-Corasick pass over the raw line finds which rules' keywords occur at
-//! all; a string is searched only for those rules (and, for keyword-less rules
-//! such as card numbers, only when it holds enough digits); member names are
-//! filtered by their last three normalized letters before the full check.
+//! all; a string is searched only for the rules whose keywords it holds
+//! (followed, for rules with `keyword_followed_by`, by what their regex needs
+//! next) and, for keyword-less rules such as card numbers, only when it has
+//! their digit shape; member names are filtered by their last three
+//! normalized letters before the full check.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
