@@ -14,13 +14,17 @@ Semantics, in order, for every JSON value:
 - every other string value (never a member name) is scanned by the value
   rules. A rule is tried only if the lowercased string contains one of its
   keywords (or, for a rule without keywords, at least ``min_digits`` ASCII
-  digits). For each candidate rule, in file order, all non-overlapping
-  leftmost-first matches in the original string are found; the redacted part
-  is the ``secret`` group (else the whole match); a part failing the rule's
-  ``entropy`` or ``checksum`` is discarded; a part overlapping a part already
-  accepted from an earlier rule is dropped. Accepted parts are replaced right
-  to left. A string that already is exactly a marker is left alone, and
-  markers inside a longer string are off limits (no part may overlap one).
+  digits). The core also skips a keyword occurrence not followed by a match of
+  the rule's ``keyword_followed_by``; that field only says where the rule's
+  regex cannot match, so the reference ignores it and the differential tests
+  check that it never hides a secret. For each candidate rule, in file order,
+  all non-overlapping leftmost-first matches in the original string are
+  found; the redacted part is the ``secret`` group (else the whole match); a
+  part failing the rule's ``entropy`` or ``checksum`` is discarded; a part
+  overlapping a part already accepted from an earlier rule is dropped.
+  Accepted parts are replaced right to left. A string that already is exactly
+  a marker is left alone, and markers inside a longer string are off limits
+  (no part may overlap one).
 - markers: ``[REDACTED:<rule>]`` (mask) or ``[REDACTED:<rule>:<hex16>]``
   (hash), hex16 = first 16 hex chars of HMAC-SHA256(key, secret UTF-8); for
   sensitive keys the HMAC covers the RFC 8785 canonical JSON of the value.

@@ -4,14 +4,15 @@
 //! Rules are data (`python/agent_bom/data/redaction-rules.json`, read by
 //! Python and handed over as bytes). Clean events pay little: one
 //! Aho-Corasick pass over the raw line finds which rules' keywords occur at
-//! all; a string is searched only for those rules (and, for keyword-less rules
-//! such as card numbers, only when it holds enough digits); member names are
-//! filtered by their last three normalized letters before the full check.
+//! all; a string is searched only for the rules whose keywords it holds
+//! (followed, for rules with `keyword_followed_by`, by what their regex needs
+//! next) and, for keyword-less rules such as card numbers, only when it has
+//! their digit shape; member names are filtered by their last three
+//! normalized letters before the full check.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use hmac::{KeyInit, Mac};
 use regex::Regex;
 
@@ -21,6 +22,11 @@ use crate::json::{self, Value};
 
 pub const KEY_RULE_ID: &str = "sensitive-key";
 const MARKER_PREFIX: &str = "[REDACTED:";
+/// Keyword bytes the prefilter automaton matches; the rest is compared at each hit.
+const PREFIX_LEN: usize = 4;
+
+/// A keyword occurrence: (start, end, keyword).
+type Hit = (usize, usize, usize);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Checksum {
@@ -38,20 +44,23 @@ struct Rule {
     checksum: Option<Checksum>,
     /// Keyword-less rules run only on strings with at least this many digits.
     min_digits: usize,
+    /// What must follow a keyword for the occurrence to count (anchored).
+    keyword_followed_by: Option<Regex>,
 }
 
 /// A compiled rule file (or several merged).
 pub struct RuleSet {
     rules: Vec<Rule>,
-    prefilter: Option<AhoCorasick>,
-    /// Rules triggered by each prefilter pattern.
+    prefilter: Option<KeywordScanner>,
+    /// Rules triggered by each keyword.
     pattern_rules: Vec<Vec<usize>>,
     digit_rules: Vec<usize>,
     min_digits: usize,
     exact_keys: HashSet<Vec<u8>>,
     suffix_keys: Vec<Vec<u8>>,
-    /// Last three letters of every sensitive name: names ending otherwise are skipped at once.
-    key_endings: Vec<[u8; 3]>,
+    /// Last three letters of every sensitive name, as bits (see `ending_bit`):
+    /// names ending otherwise are skipped at once.
+    key_endings: Box<[u64; 512]>,
     short_keys: bool,
 }
 
@@ -83,6 +92,14 @@ fn str_list(v: Option<&Value<'_>>, what: &str) -> Result<Vec<String>, String> {
             .collect(),
         Some(_) => Err(format!("{what} must be a list of strings")),
     }
+}
+
+/// Index of a name's last three bytes in a 2^15-bit set: five bits of each,
+/// which ignores ASCII case and keeps letters apart (other bytes may collide,
+/// which only costs a full comparison).
+fn ending_bit(end: [u8; 3]) -> usize {
+    end.iter()
+        .fold(0, |bits, &c| bits << 5 | usize::from(c & 31))
 }
 
 /// Lowercases and drops '_', '-', '.', ' ' (how member names are compared).
@@ -164,6 +181,20 @@ impl RuleSet {
                     }
                 };
                 let kws = str_list(field(item, "keywords"), &format!("rule {id:?}: keywords"))?;
+                let keyword_followed_by = match field(item, "keyword_followed_by") {
+                    None => None,
+                    Some(Value::String(p)) if !kws.is_empty() => {
+                        Some(Regex::new(&format!("^(?:{p})")).map_err(|e| {
+                            format!("rule {id:?}: keyword_followed_by does not compile: {e}")
+                        })?)
+                    }
+                    Some(_) => {
+                        return Err(format!(
+                            "rule {id:?}: \"keyword_followed_by\" must be a regex string, \
+                             and the rule needs \"keywords\" for it to follow"
+                        ))
+                    }
+                };
                 let min_digits = match field(item, "min_digits") {
                     Some(Value::Number(x)) if *x >= 1.0 => *x as usize,
                     None if !kws.is_empty() => 0,
@@ -188,6 +219,7 @@ impl RuleSet {
                     entropy,
                     checksum,
                     min_digits,
+                    keyword_followed_by,
                 });
             }
         }
@@ -202,20 +234,7 @@ impl RuleSet {
                 }
             }
         }
-        let prefilter = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    // Overlapping search (every keyword occurrence) cannot skip ahead
-                    // with a prefilter; a full DFA is the fastest automaton for it.
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(&patterns)
-                    .map_err(|e| format!("keyword prefilter: {e}"))?,
-            )
-        };
+        let prefilter = KeywordScanner::new(patterns.into_iter().map(String::into_bytes).collect());
         let digit_rules: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].min_digits > 0)
             .collect();
@@ -224,16 +243,14 @@ impl RuleSet {
             .map(|&i| rules[i].min_digits)
             .min()
             .unwrap_or(usize::MAX);
-        let mut key_endings: Vec<[u8; 3]> = Vec::new();
+        let mut key_endings = Box::new([0u64; 512]);
         let mut short_keys = false;
         for k in exact_keys.iter().chain(suffix_keys.iter()) {
             if k.len() < 3 {
                 short_keys = true;
             } else {
-                let e = [k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]];
-                if !key_endings.contains(&e) {
-                    key_endings.push(e);
-                }
+                let bit = ending_bit([k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]]);
+                key_endings[bit / 64] |= 1 << (bit % 64);
             }
         }
         Ok(RuleSet {
@@ -273,12 +290,13 @@ impl RuleSet {
                     continue;
                 }
                 n += 1;
-                end[3 - n] = c.to_ascii_lowercase();
+                end[3 - n] = c;
                 if n == 3 {
                     break;
                 }
             }
-            if n < 3 || !self.key_endings.contains(&end) {
+            let bit = ending_bit(end);
+            if n < 3 || self.key_endings[bit / 64] & (1 << (bit % 64)) == 0 {
                 return false;
             }
         }
@@ -326,22 +344,31 @@ fn is_marker(s: &str) -> bool {
     marker_len_at(s, 0) == Some(s.len())
 }
 
-/// Shannon entropy in bits per character.
+/// Shannon entropy in bits per character: with n characters and c_i of each
+/// kind, log2(n) - Σ c_i·log2(c_i) / n, where characters seen once add nothing
+/// (secrets are mostly such, so few logarithms are taken).
 fn shannon_entropy(s: &str) -> f64 {
-    let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
-    let mut n = 0u32;
-    for c in s.chars() {
-        *counts.entry(c).or_insert(0) += 1;
-        n += 1;
-    }
-    let n = f64::from(n.max(1));
-    counts
-        .values()
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    let n = s.chars().count().max(1) as f64;
+    let sum = |counts: &mut dyn Iterator<Item = u32>| -> f64 {
+        counts
+            .filter(|&c| c > 1)
+            .map(|c| f64::from(c) * f64::from(c).log2())
+            .sum()
+    };
+    let repeated = if s.is_ascii() {
+        let mut counts = [0u32; 128];
+        for c in s.bytes() {
+            counts[usize::from(c & 0x7f)] += 1;
+        }
+        sum(&mut counts.into_iter())
+    } else {
+        let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
+        for c in s.chars() {
+            *counts.entry(c).or_insert(0) += 1;
+        }
+        sum(&mut counts.into_values())
+    };
+    n.log2() - repeated / n
 }
 
 fn luhn_ok(s: &str) -> bool {
@@ -415,10 +442,202 @@ fn ssn_ok(s: &str) -> bool {
     area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
 }
 
+/// Finds every keyword occurrence, ASCII case-insensitively: an Aho-Corasick
+/// DFA over the keywords' first `PREFIX_LEN` bytes, with 16-bit premultiplied
+/// state ids (small enough to stay in the L1 cache), then a comparison of the
+/// rest of each keyword where its prefix ends.
+struct KeywordScanner {
+    /// Byte → column of the transition table; 0 for bytes in no pattern.
+    classes: [u8; 256],
+    /// Row of state `s` is `trans[s..s + columns]`; match states come first.
+    /// Indexed by a `u16`, so the table spans the whole range and needs no
+    /// bounds check in the scanning loop.
+    trans: Box<[u16; 1 << 16]>,
+    match_limit: u16,
+    columns: u16,
+    /// Keywords whose prefix ends at each match state, as (keyword, prefix length).
+    outputs: Vec<Vec<(usize, usize)>>,
+    /// Longest prefix.
+    max_len: usize,
+    /// Lowercase.
+    keywords: Vec<Vec<u8>>,
+}
+
+impl KeywordScanner {
+    /// `None` when there are no keywords or their automaton needs more than 2^16 cells.
+    fn new(keywords: Vec<Vec<u8>>) -> Option<KeywordScanner> {
+        let patterns: Vec<&[u8]> = keywords
+            .iter()
+            .map(|k| &k[..k.len().min(PREFIX_LEN)])
+            .collect();
+        let mut classes = [0u8; 256];
+        let mut columns = 1usize;
+        for &c in patterns.iter().copied().flatten() {
+            let c = c.to_ascii_lowercase();
+            if classes[usize::from(c)] == 0 {
+                let class = u8::try_from(columns).ok()?;
+                classes[usize::from(c)] = class;
+                classes[usize::from(c.to_ascii_uppercase())] = class;
+                columns += 1;
+            }
+        }
+        // The trie: goto[node][class], u32::MAX where there is no edge.
+        let mut goto: Vec<Vec<u32>> = vec![vec![u32::MAX; columns]];
+        let mut outputs: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
+        for (i, p) in patterns.iter().enumerate() {
+            let mut node = 0;
+            for &c in *p {
+                let class = usize::from(classes[usize::from(c)]);
+                if goto[node][class] == u32::MAX {
+                    goto[node][class] = goto.len() as u32;
+                    goto.push(vec![u32::MAX; columns]);
+                    outputs.push(Vec::new());
+                }
+                node = goto[node][class] as usize;
+            }
+            outputs[node].push((i, p.len()));
+        }
+        let n = goto.len();
+        if patterns.is_empty() || n * columns > 1 << 16 {
+            return None;
+        }
+        // Breadth first: failure links, then full DFA transitions and outputs.
+        let mut delta = vec![vec![0u32; columns]; n];
+        let mut fail = vec![0u32; n];
+        let mut queue = std::collections::VecDeque::from([0u32]);
+        while let Some(u) = queue.pop_front() {
+            let u = u as usize;
+            for class in 0..columns {
+                let v = goto[u][class];
+                if v == u32::MAX {
+                    delta[u][class] = if u == 0 {
+                        0
+                    } else {
+                        delta[fail[u] as usize][class]
+                    };
+                    continue;
+                }
+                delta[u][class] = v;
+                let f = if u == 0 {
+                    0
+                } else {
+                    delta[fail[u] as usize][class]
+                };
+                fail[v as usize] = f;
+                let inherited = outputs[f as usize].clone();
+                outputs[v as usize].extend(inherited);
+                queue.push_back(v);
+            }
+        }
+        // Renumber: match states first, so "is a match" is one comparison.
+        let mut order: Vec<usize> = (0..n).filter(|&s| !outputs[s].is_empty()).collect();
+        let matches = order.len();
+        order.extend((0..n).filter(|&s| outputs[s].is_empty()));
+        let mut id = vec![0u16; n];
+        for (new, &old) in order.iter().enumerate() {
+            id[old] = (new * columns) as u16;
+        }
+        let mut trans: Box<[u16; 1 << 16]> =
+            vec![0u16; 1 << 16].into_boxed_slice().try_into().ok()?;
+        for (new, &old) in order.iter().enumerate() {
+            for class in 0..columns {
+                trans[new * columns + class] = id[delta[old][class] as usize];
+            }
+        }
+        let start = id[0];
+        debug_assert_eq!(start as usize, matches * columns);
+        Some(KeywordScanner {
+            classes,
+            trans,
+            match_limit: (matches * columns) as u16,
+            columns: columns as u16,
+            outputs: order[..matches]
+                .iter()
+                .map(|&s| std::mem::take(&mut outputs[s]))
+                .collect(),
+            max_len: patterns.iter().map(|p| p.len()).max().unwrap_or(0),
+            keywords,
+        })
+    }
+
+    #[inline(always)]
+    fn next(&self, s: u16, c: u8) -> u16 {
+        self.trans[usize::from(s.wrapping_add(u16::from(self.classes[usize::from(c)])))]
+    }
+
+    /// Pushes the keywords whose prefix ends at `end` in `text`, reaching state `s`.
+    #[cold]
+    #[inline(never)]
+    fn push_matches(&self, s: u16, text: &[u8], end: usize, hits: &mut Vec<Hit>) {
+        for &(k, prefix) in &self.outputs[usize::from(s / self.columns)] {
+            // The automaton has matched the prefix already.
+            let (rest, start) = (&self.keywords[k][prefix..], end - prefix);
+            let found = text.get(end..end + rest.len());
+            if found.is_some_and(|t| t.eq_ignore_ascii_case(rest)) {
+                hits.push((start, end + rest.len(), k));
+            }
+        }
+    }
+
+    /// Runs from state `s` over `text[from..to]`, recording matches; returns the state reached.
+    fn run(&self, mut s: u16, text: &[u8], from: usize, to: usize, hits: &mut Vec<Hit>) -> u16 {
+        for (at, &c) in text[from..to].iter().enumerate() {
+            s = self.next(s, c);
+            if s < self.match_limit {
+                self.push_matches(s, text, from + at + 1, hits);
+            }
+        }
+        s
+    }
+
+    /// Every keyword occurrence in `text`, unsorted, possibly twice.
+    ///
+    /// A DFA step waits on the load of the step before, so four walks over as
+    /// many quarters of the text interleave. Each quarter is read from
+    /// `max_len - 1` bytes early, so no occurrence crossing a boundary is missed.
+    fn scan(&self, text: &[u8], hits: &mut Vec<Hit>) {
+        const MIN_LANE: usize = 64;
+        let start = self.match_limit;
+        let overlap = self.max_len.saturating_sub(1);
+        let seg = text.len().div_ceil(4);
+        if seg < MIN_LANE.max(overlap) {
+            self.run(start, text, 0, text.len(), hits);
+            return;
+        }
+        let from = [0, seg - overlap, 2 * seg - overlap, 3 * seg - overlap];
+        // The last lane is the shortest; the others finish alone afterwards.
+        let common = text.len() - from[3];
+        let [l0, l1, l2, l3] = from.map(|f| &text[f..f + common]);
+        let mut s = [start; 4];
+        for (j, (((&a, &b), &c), &d)) in l0.iter().zip(l1).zip(l2).zip(l3).enumerate() {
+            s = [
+                self.next(s[0], a),
+                self.next(s[1], b),
+                self.next(s[2], c),
+                self.next(s[3], d),
+            ];
+            if s.iter().any(|&x| x < self.match_limit) {
+                for (k, &x) in s.iter().enumerate() {
+                    if x < self.match_limit {
+                        self.push_matches(x, text, from[k] + j + 1, hits);
+                    }
+                }
+            }
+        }
+        // Lanes 0-2 end where the next lane's own quarter starts.
+        for k in 0..3 {
+            let (a, b) = (from[k] + common, from[k + 1] + overlap);
+            if a < b {
+                self.run(s[k], text, a, b, hits);
+            }
+        }
+    }
+}
+
 /// The raw line an event was parsed from, with its keyword hits.
 struct Line<'r> {
     raw: &'r [u8],
-    hits: Vec<(usize, usize, usize)>,
+    hits: Vec<Hit>,
 }
 
 impl Line<'_> {
@@ -438,39 +657,58 @@ struct DigitShape {
     iban_start: bool,
 }
 
+/// Digits in `b`; counted in `u8` lanes (255 bytes cannot overflow them), which vectorizes.
+fn count_digits(b: &[u8]) -> usize {
+    b.chunks(255)
+        .map(|c| usize::from(c.iter().fold(0u8, |n, &x| n + u8::from(x.is_ascii_digit()))))
+        .sum()
+}
+
+/// Index of the first digit in `b` at or after `from`; skips digit-free
+/// 16-byte blocks with a test that vectorizes.
+fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(block) = b.get(i..i + 16) {
+        if block.iter().fold(false, |any, c| any | c.is_ascii_digit()) {
+            break;
+        }
+        i += 16;
+    }
+    b.get(i..)?
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| i + p)
+}
+
 impl DigitShape {
     fn of(s: &str) -> DigitShape {
         let b = s.as_bytes();
-        let (mut digits, mut run, mut best) = (0, 0, 0);
-        let mut prev_sep = false;
-        for &c in b {
-            if c.is_ascii_digit() {
-                digits += 1;
-                run += 1;
-                best = best.max(run);
-                prev_sep = false;
-            } else if (c == b' ' || c == b'-') && run > 0 && !prev_sep {
-                prev_sep = true;
-            } else {
-                run = 0;
-                prev_sep = false;
+        let (mut digits, mut best, mut iban_start) = (0, 0, false);
+        let mut i = 0;
+        while let Some(first) = next_digit(b, i) {
+            // Two capitals then two digits, ignoring spaces: how an IBAN starts.
+            if !iban_start {
+                let mut before = b[..first].iter().rev().filter(|&&c| c != b' ');
+                let mut after = b[first + 1..].iter().filter(|&&c| c != b' ');
+                iban_start = after.next().is_some_and(u8::is_ascii_digit)
+                    && before.next().is_some_and(u8::is_ascii_uppercase)
+                    && before.next().is_some_and(u8::is_ascii_uppercase);
             }
-        }
-        // Two capitals then two digits, ignoring spaces: how an IBAN starts.
-        let mut iban_start = false;
-        if digits >= 2 {
-            let mut last = [0u8; 4];
-            for &c in b.iter().filter(|&&c| c != b' ') {
-                last = [last[1], last[2], last[3], c];
-                if last[0].is_ascii_uppercase()
-                    && last[1].is_ascii_uppercase()
-                    && last[2].is_ascii_digit()
-                    && last[3].is_ascii_digit()
-                {
-                    iban_start = true;
-                    break;
+            // A run: digits, each pair at most one space or dash apart.
+            let (mut run, mut j) = (1, first + 1);
+            loop {
+                match b.get(j) {
+                    Some(c) if c.is_ascii_digit() => {
+                        run += 1;
+                        j += 1;
+                    }
+                    Some(b' ' | b'-') if b.get(j + 1).is_some_and(u8::is_ascii_digit) => j += 1,
+                    _ => break,
                 }
             }
+            digits += run;
+            best = best.max(run);
+            i = j;
         }
         DigitShape {
             digits,
@@ -521,18 +759,17 @@ impl Redactor {
     }
 
     /// Every keyword occurrence in `text`: (start, end, pattern), sorted by start.
-    fn keyword_hits(&self, text: &[u8]) -> Vec<(usize, usize, usize)> {
-        let mut hits = Vec::new();
-        if let Some(ac) = &self.set.prefilter {
-            for m in ac.find_overlapping_iter(text) {
-                hits.push((m.start(), m.end(), m.pattern().as_usize()));
-            }
+    fn keyword_hits(&self, text: &[u8]) -> Vec<Hit> {
+        let mut hits = Vec::with_capacity(16);
+        if let Some(scanner) = &self.set.prefilter {
+            scanner.scan(text, &mut hits);
         }
         hits.sort_unstable();
+        hits.dedup();
         hits
     }
 
-    fn line_hits(&self, raw: &[u8]) -> Vec<(usize, usize, usize)> {
+    fn line_hits(&self, raw: &[u8]) -> Vec<Hit> {
         self.keyword_hits(raw)
     }
 
@@ -551,7 +788,7 @@ impl Redactor {
             raw,
             hits: self.line_hits(raw),
         });
-        let mut buf = Vec::with_capacity(32);
+        let mut buf = Vec::new();
         self.walk(event, line.as_ref(), counts, &mut buf)
     }
 
@@ -606,9 +843,14 @@ impl Redactor {
     /// keyword-less rules whose necessary digit shape `s` has.
     fn candidate_rules(&self, s: &str, line: Option<&Line<'_>>) -> Vec<usize> {
         let mut cands = Vec::new();
-        let add = |pattern: usize, cands: &mut Vec<usize>| {
+        // `end` is where the keyword occurrence ends in `s`.
+        let add = |pattern: usize, end: usize, cands: &mut Vec<usize>| {
             for &r in &self.set.pattern_rules[pattern] {
-                if !cands.contains(&r) {
+                let followed = || match &self.set.rules[r].keyword_followed_by {
+                    None => true,
+                    Some(next) => s.get(end..).is_some_and(|rest| next.is_match(rest)),
+                };
+                if !cands.contains(&r) && followed() {
                     cands.push(r);
                 }
             }
@@ -622,19 +864,20 @@ impl Redactor {
                         break;
                     }
                     if end <= b {
-                        add(pattern, &mut cands);
+                        add(pattern, end - a, &mut cands);
                     }
                 }
             }
             None => {
-                for (_, _, pattern) in self.keyword_hits(s.as_bytes()) {
-                    add(pattern, &mut cands);
+                for (_, end, pattern) in self.keyword_hits(s.as_bytes()) {
+                    add(pattern, end, &mut cands);
                 }
             }
         }
         // Counting digits vectorizes; the finer shape is only worth it past the minimum.
         if !self.set.digit_rules.is_empty()
-            && s.bytes().filter(u8::is_ascii_digit).count() >= self.set.min_digits
+            && s.len() >= self.set.min_digits
+            && count_digits(s.as_bytes()) >= self.set.min_digits
         {
             let shape = DigitShape::of(s);
             {
@@ -667,7 +910,7 @@ impl Redactor {
         // Existing (exact) markers are off limits, which keeps redaction idempotent.
         let mut taken: Vec<(usize, usize, Option<usize>)> = Vec::new();
         let mut from = 0;
-        while let Some(i) = s[from..].find(MARKER_PREFIX) {
+        while let Some(i) = memchr::memchr(b'[', &s.as_bytes()[from..]) {
             let start = from + i;
             match marker_len_at(s, start) {
                 Some(len) => {
@@ -682,20 +925,13 @@ impl Redactor {
         };
         for r in cands {
             let rule = &self.set.rules[r];
-            for caps in rule.regex.captures_iter(s) {
-                let Some(m) = rule
-                    .secret
-                    .and_then(|g| caps.get(g))
-                    .or_else(|| caps.get(0))
-                else {
-                    continue;
-                };
+            let mut consider = |m: regex::Match<'_>| {
                 if m.is_empty() || overlaps(&taken, m.start(), m.end()) {
-                    continue;
+                    return;
                 }
                 let text = m.as_str();
                 if rule.entropy.is_some_and(|min| shannon_entropy(text) < min) {
-                    continue;
+                    return;
                 }
                 let ok = match rule.checksum {
                     None => true,
@@ -706,6 +942,15 @@ impl Redactor {
                 if ok {
                     taken.push((m.start(), m.end(), Some(r)));
                 }
+            };
+            // Capture groups take a second engine over each match: only for a `secret` group.
+            match rule.secret {
+                Some(g) => rule
+                    .regex
+                    .captures_iter(s)
+                    .filter_map(|caps| caps.get(g).or_else(|| caps.get(0)))
+                    .for_each(&mut consider),
+                None => rule.regex.find_iter(s).for_each(&mut consider),
             }
         }
         let mut spans: Vec<(usize, usize, usize)> = taken
@@ -869,6 +1114,201 @@ mod tests {
                 && !is_marker("[REDACTED:]")
                 && !is_marker("[REDACTED:Github]")
         );
+    }
+
+    /// The shape by one plain pass over every byte (how `DigitShape::of` used to work).
+    fn plain_shape(s: &str) -> (usize, usize, bool) {
+        let (mut digits, mut run, mut best, mut prev_sep) = (0, 0, 0, false);
+        for c in s.bytes() {
+            if c.is_ascii_digit() {
+                digits += 1;
+                run += 1;
+                best = best.max(run);
+                prev_sep = false;
+            } else if (c == b' ' || c == b'-') && run > 0 && !prev_sep {
+                prev_sep = true;
+            } else {
+                run = 0;
+                prev_sep = false;
+            }
+        }
+        let compact: Vec<u8> = s.bytes().filter(|&c| c != b' ').collect();
+        let iban = compact.windows(4).any(|w| {
+            w[0].is_ascii_uppercase()
+                && w[1].is_ascii_uppercase()
+                && w[2].is_ascii_digit()
+                && w[3].is_ascii_digit()
+        });
+        (digits, best, iban)
+    }
+
+    #[test]
+    fn digit_shape_skips_text_but_sees_what_a_plain_pass_sees() {
+        let alphabet = b"0123456789 -AbZ. ";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..400 {
+            let mut text = String::new();
+            for _ in 0..len % 60 + len / 4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 9 == 0 {
+                    // A digit-free stretch longer than a block, as in prose.
+                    text.push_str("lorem ipsum dolor sit amet");
+                } else {
+                    text.push(char::from(alphabet[(x % alphabet.len() as u64) as usize]));
+                }
+            }
+            let shape = DigitShape::of(&text);
+            assert_eq!(
+                (shape.digits, shape.run, shape.iban_start),
+                plain_shape(&text),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "AB 1 2",
+            "A B12",
+            "GB82 WEST 1234",
+            "12--34",
+            "1 -2",
+            "4111 1111-1111 1111",
+        ] {
+            let shape = DigitShape::of(text);
+            assert_eq!(
+                (shape.digits, shape.run, shape.iban_start),
+                plain_shape(text),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyword_followed_by_skips_only_occurrences_the_regex_cannot_match() {
+        let shipped = std::fs::read("python/agent_bom/data/redaction-rules.json").unwrap();
+        let r = Redactor::new(RuleSet::from_json(&[&shipped]).unwrap(), Mode::Mask);
+        for (text, secret) in [
+            ("SECRET_KEY=a8Fq2LmZ9x!", "a8Fq2LmZ9x!"),
+            ("secret-key: a8Fq2LmZ9x!", "a8Fq2LmZ9x!"),
+            (
+                "the secrets, then password\u{a0}= a8Fq2LmZ9x!",
+                "a8Fq2LmZ9x!",
+            ),
+            // Escaped in the line: the parser's copy is searched on its own.
+            (
+                "tokens, then {\\\"token\\\": \\\"a8Fq2LmZ9x!\\\"}",
+                "a8Fq2LmZ9x!",
+            ),
+            (
+                "at risk: SK0123456789abcdef0123456789ABCDEF",
+                "SK0123456789abcdef",
+            ),
+        ] {
+            let (out, n, _) = run(&r, &format!(r#"{{"a":"{text}"}}"#));
+            assert!(n == 1 && !out.contains(secret), "{text}: {out}");
+        }
+        // Each keyword is there, but never followed the way its rule needs.
+        let clean = r#"{"a":"secrets of Asia: the risk of key-value stores for passwords"}"#;
+        assert_eq!(run(&r, clean).1, 0);
+        let line = clean.as_bytes();
+        let v = json::parse(line, 8).unwrap();
+        let Value::Object(members) = &v else { panic!() };
+        let s = members[0].1.as_str().unwrap();
+        let hits = r.keyword_hits(line);
+        let l = Line { raw: line, hits };
+        assert!(r.candidate_rules(s, Some(&l)).is_empty());
+    }
+
+    #[test]
+    fn digit_rules_run_on_strings_with_their_digit_shape_borrowed_or_not() {
+        let r = redactor(Mode::Mask);
+        let (out, n, counts) = run(
+            &r,
+            r#"{"t":"2026-05-01","a":"card 4111 1111 1111 1111 ok","b":"x\n4111-1111-1111-1111",
+                "n":4111111111111111,"c":"iban GB82WEST12345698765432","d":"x\tGB82WEST12345698765432"}"#,
+        );
+        assert_eq!(n, 4, "{out}");
+        assert_eq!(counts[2..4], [2, 2]);
+        assert!(out.contains(r#""n":4111111111111111"#), "{out}");
+    }
+
+    #[test]
+    fn keyword_scan_in_lanes_finds_what_a_plain_search_finds() {
+        let keywords: Vec<Vec<u8>> = [
+            "ghp_",
+            "secret",
+            "secretkey",
+            "@",
+            "sk",
+            "://",
+            "private key",
+        ]
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
+        let scanner = KeywordScanner::new(keywords.clone()).unwrap();
+        let pieces = [
+            "GHP_",
+            "Secret",
+            "secretKEY",
+            "@",
+            "sK",
+            "://",
+            "private key",
+            "x",
+            " ",
+            "se",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in [0, 3, 63, 255, 256, 257, 300, 511, 1024, 1500, 4099] {
+            let mut text = Vec::new();
+            while text.len() < len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.extend_from_slice(pieces[(x % pieces.len() as u64) as usize].as_bytes());
+            }
+            let mut found = Vec::new();
+            scanner.scan(&text, &mut found);
+            found.sort_unstable();
+            found.dedup();
+            let mut expected = Vec::new();
+            for start in 0..text.len() {
+                for (k, kw) in keywords.iter().enumerate() {
+                    let t = text.get(start..start + kw.len());
+                    if t.is_some_and(|t| t.eq_ignore_ascii_case(kw)) {
+                        expected.push((start, start + kw.len(), k));
+                    }
+                }
+            }
+            assert_eq!(found, expected, "{len}");
+        }
+    }
+
+    #[test]
+    fn entropy_is_shannons() {
+        let plain = |s: &str| {
+            let n = s.chars().count() as f64;
+            let mut kinds: Vec<char> = s.chars().collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            let p = kinds
+                .iter()
+                .map(|k| s.chars().filter(|c| c == k).count() as f64 / n);
+            -p.map(|p| p * p.log2()).sum::<f64>()
+        };
+        for s in [
+            "a",
+            "ab",
+            "aab",
+            "abcdefgh",
+            "aaaaaaaa",
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "żółw żółw",
+        ] {
+            assert!((shannon_entropy(s) - plain(s)).abs() < 1e-12, "{s}");
+        }
+        assert_eq!(shannon_entropy("abcdefgh"), 3.0);
     }
 
     #[test]

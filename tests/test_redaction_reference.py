@@ -81,6 +81,7 @@ def test_rule_is_well_formed(rule: dict[str, Any]) -> None:
         "id",
         "description",
         "keywords",
+        "keyword_followed_by",
         "regex",
         "entropy",
         "checksum",
@@ -91,6 +92,9 @@ def test_rule_is_well_formed(rule: dict[str, Any]) -> None:
     assert all(k and k == k.lower() for k in keywords), "keywords are lowercase and non-empty"
     if not keywords:
         assert isinstance(rule.get("min_digits"), int) and rule["min_digits"] >= 1
+    if "keyword_followed_by" in rule:
+        assert keywords, "keyword_followed_by narrows keywords: the rule needs some"
+        re.compile(rule["keyword_followed_by"])
     if "entropy" in rule:
         assert isinstance(rule["entropy"], float) and 0 < rule["entropy"] < 8
     assert rule.get("checksum") in (None, "luhn", "iban", "ssn")
