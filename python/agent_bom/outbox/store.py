@@ -124,6 +124,7 @@ class OutboxStore(ABC):
 
     dialect: str
     _for_update = ""
+    _custom_plans: str | None = None  # statement making a transaction plan per parameters
 
     # -- plumbing each dialect provides -------------------------------------------------
 

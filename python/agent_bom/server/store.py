@@ -304,6 +304,8 @@ class EventStore:
         prepared = self._ledger(tenant_id, None, redactor).prepare(list(events))
         results = prepared.results()
         with self.db.transaction() as cur:
+            if self.db._custom_plans:
+                cur.execute(self.db._custom_plans)  # the duplicate check below
             if replay is not None:
                 self._claim(cur, replay)
             cur.execute(
