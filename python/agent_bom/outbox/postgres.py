@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent_bom.errors import ConfigError
-from agent_bom.outbox.schema import CLAIM
-from agent_bom.outbox.store import _ROW_COLUMNS, Cursor, OutboxStore
+from agent_bom.outbox.store import Cursor, OutboxStore
 
 try:
     import psycopg
@@ -63,6 +62,7 @@ class _PgCursor:
 class PostgresStore(OutboxStore):
     dialect = "postgresql"
     _for_update = " FOR UPDATE"
+    _claim_lock = " FOR UPDATE OF o SKIP LOCKED"
     # psycopg prepares a statement after five runs, and PostgreSQL may then keep a
     # generic plan made while a table was new and empty: the ingest duplicate check on
     # a growing events table became a sequential scan (25 ms per batch at 20,000 rows).
@@ -111,15 +111,6 @@ class PostgresStore(OutboxStore):
         with cur._cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
-
-    def _claim_sql(self, status: str, column: str, exclude: int) -> str:
-        return CLAIM.format(
-            status=status,
-            column=column,
-            exclude=f"AND o.destination_id NOT IN ({', '.join('?' * exclude)})" if exclude else "",
-            lock=" FOR UPDATE OF o SKIP LOCKED",
-            columns=_ROW_COLUMNS,
-        )
 
     def close(self) -> None:
         self._pool.close()

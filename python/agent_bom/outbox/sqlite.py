@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent_bom.errors import ConfigError
-from agent_bom.outbox.schema import CLAIM
-from agent_bom.outbox.store import _ROW_COLUMNS, Cursor, OutboxStore
+from agent_bom.outbox.store import Cursor, OutboxStore
 
 __all__ = ["SQLiteStore"]
 
@@ -92,15 +91,6 @@ class SQLiteStore(OutboxStore):
                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"
             )
             self._apply_migrations(cur, f"database {self.path}")
-
-    def _claim_sql(self, status: str, column: str, exclude: int) -> str:
-        return CLAIM.format(
-            status=status,
-            column=column,
-            exclude=f"AND o.destination_id NOT IN ({', '.join('?' * exclude)})" if exclude else "",
-            lock="",
-            columns=_ROW_COLUMNS,
-        )
 
     def close(self) -> None:
         self._stopping.set()

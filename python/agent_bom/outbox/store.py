@@ -33,6 +33,7 @@ from agent_bom.outbox.model import (
     check_credential_ref,
     event_type_of,
 )
+from agent_bom.outbox.schema import CLAIM, LATEST, MIGRATIONS
 
 __all__ = ["DEFAULT_RECOVER_CAP", "OutboxStore"]
 
@@ -124,6 +125,7 @@ class OutboxStore(ABC):
 
     dialect: str
     _for_update = ""
+    _claim_lock = ""  # how the claim's row selection locks rows (PostgreSQL: SKIP LOCKED)
     _custom_plans: str | None = None  # statement making a transaction plan per parameters
 
     # -- plumbing each dialect provides -------------------------------------------------
@@ -132,18 +134,22 @@ class OutboxStore(ABC):
     def transaction(self) -> AbstractContextManager[Cursor]:
         """A write transaction; commits on success, rolls back on error."""
 
-    @abstractmethod
     def _claim_sql(self, status: str, column: str, exclude: int) -> str:
         """The statement that leases due rows of one ``status`` ordered by ``column``
         (``exclude``: how many destination placeholders)."""
+        return CLAIM.format(
+            status=status,
+            column=column,
+            exclude=f"AND o.destination_id NOT IN ({', '.join('?' * exclude)})" if exclude else "",
+            lock=self._claim_lock,
+            columns=_ROW_COLUMNS,
+        )
 
     @abstractmethod
     def close(self) -> None: ...
 
     def _apply_migrations(self, cur: Cursor, where: str) -> None:
         """Apply the migrations this database lacks (``schema_migrations`` exists)."""
-        from agent_bom.outbox.schema import LATEST, MIGRATIONS
-
         cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         (current,) = cur.fetchone()
         if current > LATEST:
