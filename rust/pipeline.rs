@@ -244,13 +244,7 @@ pub(crate) struct Writer<'w, W: Write> {
     dropped_at_checkpoint: u64,
     buf: Vec<u8>,
     stream_id_json: Vec<u8>,
-    seq: u64,
-    prev: Digest,
-    merkle: MerkleAccumulator,
-    since_checkpoint: u64,
-    segment_first: u64,
-    last_time: String,
-    last_tenant: String,
+    chain: ChainState,
     stats: StreamStats,
     rule_counts: Vec<u64>,
 }
@@ -271,28 +265,27 @@ impl<'w, W: Write> Writer<'w, W> {
             dropped_at_checkpoint: 0,
             buf: Vec::with_capacity(FLUSH_AT + 64 * 1024),
             stream_id_json,
-            seq: 0,
-            prev: genesis(cfg.alg, &cfg.stream_id),
-            merkle: MerkleAccumulator::new(cfg.alg),
-            since_checkpoint: 0,
-            segment_first: 0,
-            last_time: String::new(),
-            last_tenant: String::new(),
+            chain: ChainState::genesis(cfg),
             stats: StreamStats::default(),
             rule_counts: Vec::new(),
         }
     }
 
     fn append(&mut self, buf: &[u8], m: &MappedAt) -> Result<(), StreamError> {
-        if self.seq >= self.cfg.limits.max_records {
-            return Err(StreamError::TooManyRecords(self.seq));
+        if self.chain.seq >= self.cfg.limits.max_records {
+            return Err(StreamError::TooManyRecords(self.chain.seq));
         }
-        let chain = link(self.cfg.alg, &self.prev, &m.contenthash, self.seq);
+        let chain = link(
+            self.cfg.alg,
+            &self.chain.prev,
+            &m.contenthash,
+            self.chain.seq,
+        );
         let attrs = ChainAttrs {
             alg: self.cfg.alg,
             contenthash: &m.contenthash,
             chainhash: &chain,
-            seq: self.seq,
+            seq: self.chain.seq,
             stream_id_json: &self.stream_id_json,
         };
         write_final_line(
@@ -302,10 +295,11 @@ impl<'w, W: Write> Writer<'w, W> {
             m.stream_at - m.start,
             &attrs,
         );
-        self.merkle
+        self.chain
+            .merkle
             .push_leaf_hash(leaf_hash(self.cfg.alg, &m.contenthash));
-        self.prev = chain;
-        self.seq += 1;
+        self.chain.prev = chain;
+        self.chain.seq += 1;
         if self.buf.len() >= FLUSH_AT {
             self.flush()?;
         }
@@ -315,31 +309,17 @@ impl<'w, W: Write> Writer<'w, W> {
     /// A writer that continues from `state` instead of the stream's genesis.
     pub(crate) fn resume(cfg: &'w StreamConfig, out: &'w mut W, state: &ChainState) -> Self {
         let mut w = Writer::new(cfg, out);
-        w.seq = state.seq;
-        w.prev = state.prev;
-        w.merkle = state.merkle.clone();
-        w.since_checkpoint = state.since_checkpoint;
-        w.segment_first = state.segment_first;
-        w.last_time.clone_from(&state.last_time);
-        w.last_tenant.clone_from(&state.last_tenant);
+        w.chain = state.clone();
         w
     }
 
     pub(crate) fn state(&self) -> ChainState {
-        ChainState {
-            seq: self.seq,
-            prev: self.prev,
-            merkle: self.merkle.clone(),
-            since_checkpoint: self.since_checkpoint,
-            segment_first: self.segment_first,
-            last_time: self.last_time.clone(),
-            last_tenant: self.last_tenant.clone(),
-        }
+        self.chain.clone()
     }
 
     /// Seals the records since the last checkpoint now; false when there were none.
     pub(crate) fn seal(&mut self) -> Result<bool, StreamError> {
-        if self.since_checkpoint == 0 {
+        if self.chain.since_checkpoint == 0 {
             return Ok(false);
         }
         self.checkpoint()?;
@@ -355,11 +335,11 @@ impl<'w, W: Write> Writer<'w, W> {
         self.append(buf, m)?;
         self.stats.events += 1;
         self.stats.redactions += redactions;
-        self.since_checkpoint += 1;
+        self.chain.since_checkpoint += 1;
         // Both change often: refill the strings in place rather than allocate.
         for (span, last) in [
-            (m.time, &mut self.last_time),
-            (m.tenant, &mut self.last_tenant),
+            (m.time, &mut self.chain.last_time),
+            (m.tenant, &mut self.chain.last_tenant),
         ] {
             let text = &buf[span.0..span.1];
             if text != last.as_bytes() {
@@ -367,7 +347,8 @@ impl<'w, W: Write> Writer<'w, W> {
                 last.push_str(&String::from_utf8_lossy(text));
             }
         }
-        if self.cfg.checkpoint_every > 0 && self.since_checkpoint >= self.cfg.checkpoint_every {
+        if self.cfg.checkpoint_every > 0 && self.chain.since_checkpoint >= self.cfg.checkpoint_every
+        {
             self.checkpoint()?;
         }
         Ok(())
@@ -376,14 +357,14 @@ impl<'w, W: Write> Writer<'w, W> {
     /// Seals the records so far with a checkpoint record (DESIGN §4).
     fn checkpoint(&mut self) -> Result<(), StreamError> {
         let alg = self.cfg.alg;
-        let last_seq = self.seq - 1;
-        let root = self.merkle.root();
+        let last_seq = self.chain.seq - 1;
+        let root = self.chain.merkle.root();
         let s = |x: String| Value::String(Cow::Owned(x));
         let n = |x: u64| Value::Number(x as f64);
         let mut payload: Vec<(Cow<'_, str>, Value<'_>)> = vec![
-            ("count".into(), n(self.since_checkpoint)),
-            ("first_seq".into(), n(self.segment_first)),
-            ("head".into(), s(tagged(alg, &self.prev))),
+            ("count".into(), n(self.chain.since_checkpoint)),
+            ("first_seq".into(), n(self.chain.segment_first)),
+            ("head".into(), s(tagged(alg, &self.chain.prev))),
             ("last_seq".into(), n(last_seq)),
             ("merkle_root".into(), s(tagged(alg, &root))),
             ("stream_id".into(), s(self.cfg.stream_id.clone())),
@@ -411,7 +392,7 @@ impl<'w, W: Write> Writer<'w, W> {
             .cfg
             .default_tenant
             .clone()
-            .unwrap_or_else(|| self.last_tenant.clone());
+            .unwrap_or_else(|| self.chain.last_tenant.clone());
         let source = self
             .cfg
             .default_source
@@ -420,7 +401,7 @@ impl<'w, W: Write> Writer<'w, W> {
         let native = Value::object(vec![
             ("event_id".into(), s(uuid5(&EVENT_ID_NAMESPACE, &id_name))),
             ("event_type".into(), s(CHECKPOINT_TYPE.to_string())),
-            ("created_at".into(), s(self.last_time.clone())),
+            ("created_at".into(), s(self.chain.last_time.clone())),
             ("tenant_id".into(), s(tenant)),
             ("source".into(), s(source)),
             (
@@ -448,8 +429,8 @@ impl<'w, W: Write> Writer<'w, W> {
         self.append(&content, &mapped)?;
         self.stats.checkpoints += 1;
         self.stats.merkle_root = Some(root);
-        self.since_checkpoint = 0;
-        self.segment_first = self.seq;
+        self.chain.since_checkpoint = 0;
+        self.chain.segment_first = self.chain.seq;
         Ok(())
     }
 
@@ -473,12 +454,12 @@ impl<'w, W: Write> Writer<'w, W> {
         obs: &mut dyn StreamObserver,
     ) -> Result<(), StreamError> {
         let s = |x: &str| Value::String(Cow::Owned(x.to_string()));
-        let time = created_at.unwrap_or(&self.last_time);
+        let time = created_at.unwrap_or(&self.chain.last_time);
         let tenant = self
             .cfg
             .default_tenant
             .as_deref()
-            .unwrap_or(&self.last_tenant);
+            .unwrap_or(&self.chain.last_tenant);
         let mut members: Vec<(Cow<'_, str>, Value<'_>)> = vec![
             ("event_type".into(), s("audit.integrity")),
             (
@@ -508,7 +489,7 @@ impl<'w, W: Write> Writer<'w, W> {
             Ok(m) => self.event(&content, &m, 0),
             Err(e) => {
                 self.stats.rejected += 1;
-                let reason = if created_at.is_none() && self.last_time.is_empty() {
+                let reason = if created_at.is_none() && self.chain.last_time.is_empty() {
                     "a note needs created_at when no event came before it".to_string()
                 } else {
                     e.to_string()
@@ -563,13 +544,13 @@ impl<'w, W: Write> Writer<'w, W> {
             .filter(|(_, &n)| n > 0)
             .map(|(id, &n)| (id.clone(), n))
             .collect();
-        if self.since_checkpoint > 0 {
+        if self.chain.since_checkpoint > 0 {
             self.checkpoint()?;
         }
         self.flush()?;
         self.out.flush()?;
-        if self.seq > 0 {
-            self.stats.head = Some(self.prev);
+        if self.chain.seq > 0 {
+            self.stats.head = Some(self.chain.prev);
         }
         Ok(self.stats)
     }
