@@ -27,7 +27,6 @@ import asyncio
 import os
 import platform
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,7 @@ from agent_bom.redaction import load_redactor
 from agent_bom.server.store import EventStore
 from agent_bom.signing import new_signing_key
 from agent_bom.sources.kafka import consume
-from bench_outbox import Stores, postgres_server
+from bench_outbox import Stores, databases
 
 TENANTS = ("acme", "globex")
 DEFAULT_BOOTSTRAP = "127.0.0.1:59092"
@@ -288,12 +287,7 @@ def main() -> None:
     parsed = [(t, orjson.loads(x)) for t in TENANTS for x in lines[t]]
     size = sum(len(x) for x in lines["acme"]) / max(1, len(lines["acme"]))
 
-    kinds = ["sqlite"]
-    server_dsn, detail = (None, "--no-postgres") if a.no_postgres else postgres_server()
-    versions = f"SQLite {sqlite3.sqlite_version}"
-    if server_dsn:
-        kinds.append("postgresql")
-        versions += f", PostgreSQL {detail}"
+    kinds, server_dsn, versions, skipped = databases(a.no_postgres)
     print(
         f"{a.events:,} events ({', '.join(f'{t} {per[t]:,}' for t in TENANTS)}), {size:.0f} "
         f"bytes each; broker {bootstrap}; {os.cpu_count()} cores, {platform.machine()}, "
@@ -301,8 +295,8 @@ def main() -> None:
         f"librdkafka {confluent_kafka.libversion()[0]}, {versions}",
         flush=True,
     )
-    if not server_dsn:
-        print(f"PostgreSQL rows skipped: no server ({detail.strip()})", flush=True)
+    if skipped:
+        print(skipped, flush=True)
 
     # The raw producer gets exactly the sink's settings (client.id names a destination).
     with tempfile.TemporaryDirectory() as d:

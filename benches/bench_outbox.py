@@ -201,6 +201,19 @@ def outbox_run(
     return seconds
 
 
+def databases(no_postgres: bool) -> tuple[list[str], str | None, str, str | None]:
+    """The stores a bench runs on: SQLite, plus PostgreSQL unless ``no_postgres`` or no
+    server is at hand. Returns (kinds, server DSN, versions text, why PostgreSQL is
+    skipped or None)."""
+    server_dsn, detail = (None, "--no-postgres") if no_postgres else postgres_server()
+    kinds, versions = ["sqlite"], f"SQLite {sqlite3.sqlite_version}"
+    if server_dsn:
+        kinds.append("postgresql")
+        versions += f", PostgreSQL {detail}"
+        return kinds, server_dsn, versions, None
+    return kinds, None, versions, f"PostgreSQL rows skipped: no server ({detail.strip()})"
+
+
 def postgres_server() -> tuple[str | None, str]:
     """The tests' server (``$AGENT_BOM_TEST_DATABASE_URL``, else the one
     ``scripts/postgres.sh start`` gives) and its version, or None and why not."""
@@ -235,12 +248,7 @@ def main() -> None:
     events = [OutboundEvent.from_cloudevent(line) for line in cloudevents(a.events)]
     size = sum(len(e.body) for e in events) / len(events)
 
-    kinds = ["sqlite"]
-    server_dsn, detail = (None, "--no-postgres") if a.no_postgres else postgres_server()
-    versions = f"SQLite {sqlite3.sqlite_version}"
-    if server_dsn:
-        kinds.append("postgresql")
-        versions += f", PostgreSQL {detail}"
+    kinds, server_dsn, versions, skipped = databases(a.no_postgres)
     print(
         f"{a.events:,} events, {size:.0f} bytes each, concurrency {a.concurrency}, "
         f"best of {a.repeat}; {os.cpu_count()} cores, {platform.machine()}, "
@@ -251,8 +259,8 @@ def main() -> None:
         # httpcore retries `import sniffio` on every lock it sets up (encode/httpcore#1103):
         # a filesystem search per lock, so every row below pays roughly 0.7 ms per request.
         print("note: sniffio is not installed; httpx pays a failed import per lock", flush=True)
-    if not server_dsn:
-        print(f"PostgreSQL rows skipped: no server ({detail.strip()})", flush=True)
+    if skipped:
+        print(skipped, flush=True)
 
     rows: list[Row] = []
     enqueue: dict[str, float] = {}

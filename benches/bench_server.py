@@ -38,7 +38,6 @@ import multiprocessing
 import os
 import platform
 import pstats
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-# benches/ (bare_ingest, bench_outbox's postgres_server), tests/ (pg: fresh databases),
+# benches/ (bare_ingest, bench_outbox's Stores and databases), tests/ (pg: fresh databases),
 # tests/server/ (server_support: the signing collector client, finding())
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -66,7 +65,7 @@ from agent_bom.server.app import _now
 from agent_bom.server.ingest import ingest, split_body
 from agent_bom.server.store import EventStore, Replay
 from agent_bom.signing import new_signing_key, verify
-from bench_outbox import Stores, postgres_server
+from bench_outbox import Stores, databases
 
 TENANT = "bench"
 EVENT_BYTES = 1024
@@ -386,12 +385,7 @@ def main() -> None:
 
     timed = batch_bodies(events_json(0, a.events), a.batch)
     warmup = batch_bodies(events_json(a.events, 2 * a.batch), a.batch)  # one per process
-    kinds = ["sqlite"]
-    server_dsn, detail = (None, "--no-postgres") if a.no_postgres else postgres_server()
-    versions = f"SQLite {sqlite3.sqlite_version}"
-    if server_dsn:
-        kinds.append("postgresql")
-        versions += f", PostgreSQL {detail}"
+    _, server_dsn, versions, skipped = databases(a.no_postgres)
     fast = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is not None]
     print(
         f"{a.events:,} events of {EVENT_BYTES} bytes in {len(timed)} signed batches of "
@@ -400,8 +394,8 @@ def main() -> None:
         f"{versions}; uvicorn extras: {', '.join(fast) or 'none (asyncio loop, h11)'}",
         flush=True,
     )
-    if not server_dsn:
-        print(f"PostgreSQL rows skipped: no server ({detail.strip()})", flush=True)
+    if skipped:
+        print(skipped, flush=True)
 
     plan = [("sqlite", "bare", 1), ("sqlite", "serve", 1)]
     if server_dsn:
