@@ -19,9 +19,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+
+from services import unavailable
 
 ENV_VAR = "AGENT_BOM_TEST_KAFKA_BOOTSTRAP"
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
@@ -29,10 +30,6 @@ _START_TIMEOUT = 600  # may include fetching the broker jars with Maven on a fre
 _STOP_TIMEOUT = 120
 
 _cached: tuple[str | None, str] | None = None  # (bootstrap, error) of the first attempt
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def _run(
@@ -60,12 +57,6 @@ def _run(
     return (lines[-1].strip() if lines else ""), ""
 
 
-def _unavailable(msg: str) -> NoReturn:
-    if _in_ci():
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
-
-
 def kafka_bootstrap() -> str:
     """Bootstrap address of the test broker: ``$AGENT_BOM_TEST_KAFKA_BOOTSTRAP``, else one we start.
 
@@ -80,7 +71,7 @@ def kafka_bootstrap() -> str:
     bootstrap, error = _cached
     if bootstrap:
         return bootstrap
-    _unavailable(f"no Kafka broker for the tests ({ENV_VAR} unset and {error})")
+    unavailable(f"no Kafka broker for the tests ({ENV_VAR} unset and {error})")
 
 
 def kafka_start() -> str:
@@ -127,7 +118,7 @@ def second_broker(state_dir: Path, *, port: int, auto_create: bool) -> Iterator[
     bootstrap, error = _run("start", _START_TIMEOUT, env)
     if not bootstrap:
         _run("stop", _STOP_TIMEOUT, env)
-        _unavailable(f"could not start a second Kafka broker: {error}")
+        unavailable(f"could not start a second Kafka broker: {error}")
     try:
         yield bootstrap
     finally:

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from kafka_broker import _in_ci, kafka_start, kafka_stop
+from kafka_broker import kafka_start, kafka_stop
+from services import in_ci
 
-if not _in_ci():  # under CI=true a missing client is an error, never a skip
+if not in_ci():  # under CI=true a missing client is an error, never a skip
     pytest.importorskip("confluent_kafka", reason="confluent-kafka not installed (make develop)")
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
