@@ -175,6 +175,13 @@ fn parse_err(e: ParseError) -> PyErr {
 }
 
 /// RFC 8785 canonical bytes of a Python JSON value.
+/// `(milliseconds since the Unix epoch, UTC offset in minutes)` of an RFC 3339
+/// date-time the core accepts, or None.
+#[pyfunction]
+fn epoch_millis(value: &str) -> Option<(i64, i32)> {
+    crate::time::epoch_millis(value)
+}
+
 #[pyfunction]
 fn canonical_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let v = to_value(obj, &mut Vec::new(), 0)?;
@@ -1182,6 +1189,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         hex(&crate::cloudevent::EVENT_ID_NAMESPACE),
     )?;
     m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
+    m.add_function(wrap_pyfunction!(epoch_millis, m)?)?;
     m.add_function(wrap_pyfunction!(canonicalize, m)?)?;
     m.add_function(wrap_pyfunction!(content_hash, m)?)?;
     m.add_function(wrap_pyfunction!(hash_bytes, m)?)?;

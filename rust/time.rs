@@ -12,6 +12,66 @@ pub fn normalize_rfc3339(s: &str) -> Result<String, String> {
 /// Like `normalize_rfc3339`, but borrows input that is already normalized
 /// (the usual case: collectors write UTC with 'Z'), skipping the formatting.
 pub fn normalize_rfc3339_cow(s: &str) -> Result<Cow<'_, str>, String> {
+    let t = parse(s)?;
+    let frac = t.frac.trim_end_matches('0');
+    // Already normalized: 'T', 'Z', no trailing zeros in the fraction.
+    let b = s.as_bytes();
+    if b[10] == b'T' && b[b.len() - 1] == b'Z' && frac.len() == t.frac.len() {
+        return Ok(Cow::Borrowed(s));
+    }
+    let (y, mo, d, h, mi, se) = civil_from_secs(t.utc_seconds());
+    if !(0..=9999).contains(&y) {
+        return Err(format!("{s:?} falls outside years 0000-9999 in UTC"));
+    }
+    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}");
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out.push('Z');
+    Ok(Cow::Owned(out))
+}
+
+/// `(milliseconds since the Unix epoch, UTC offset in minutes)` of an RFC 3339
+/// date-time that `normalize_rfc3339` accepts, or None. Sub-millisecond digits are
+/// truncated.
+pub fn epoch_millis(s: &str) -> Option<(i64, i32)> {
+    let t = parse(s).ok()?;
+    let secs = t.utc_seconds();
+    // Years 0000-9999 once in UTC, as normalize_rfc3339 requires.
+    if !(-62_167_219_200..=253_402_300_799).contains(&secs) {
+        return None;
+    }
+    let millis = t
+        .frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0i64, |v, c| v * 10 + (c - b'0') as i64);
+    Some((secs * 1000 + millis, t.offset_min as i32))
+}
+
+/// An RFC 3339 date-time's fields, checked (calendar, time of day, zone).
+struct Parsed<'a> {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    min: u32,
+    sec: u32,
+    frac: &'a str,
+    offset_min: i64,
+}
+
+impl Parsed<'_> {
+    fn utc_seconds(&self) -> i64 {
+        let days = days_from_civil(self.year as i64, self.month, self.day);
+        days * 86_400 + (self.hour as i64) * 3600 + (self.min as i64) * 60 + self.sec as i64
+            - self.offset_min * 60
+    }
+}
+
+fn parse(s: &str) -> Result<Parsed<'_>, String> {
     let b = s.as_bytes();
     let bad = || format!("{s:?} is not an RFC 3339 date-time (expected e.g. 2026-05-01T12:00:00Z)");
     if b.len() < 20 {
@@ -54,7 +114,7 @@ pub fn normalize_rfc3339_cow(s: &str) -> Result<Cow<'_, str>, String> {
         ));
     }
     let mut i = 19;
-    let mut frac_raw = "";
+    let mut frac = "";
     if b.get(i) == Some(&b'.') {
         let start = i + 1;
         i = start;
@@ -64,7 +124,7 @@ pub fn normalize_rfc3339_cow(s: &str) -> Result<Cow<'_, str>, String> {
         if i == start || i - start > 9 {
             return Err(format!("{s:?} needs 1 to 9 fractional-second digits"));
         }
-        frac_raw = &s[start..i];
+        frac = &s[start..i];
     }
     let offset_min: i64 = match &b[i..] {
         [b'Z' | b'z'] => 0,
@@ -89,25 +149,16 @@ pub fn normalize_rfc3339_cow(s: &str) -> Result<Cow<'_, str>, String> {
             ))
         }
     };
-    let frac = frac_raw.trim_end_matches('0');
-    // Already normalized: 'T', 'Z', no trailing zeros in the fraction.
-    if b[10] == b'T' && b[i] == b'Z' && frac.len() == frac_raw.len() {
-        return Ok(Cow::Borrowed(s));
-    }
-    let days = days_from_civil(year as i64, month, day);
-    let secs =
-        days * 86_400 + (hour as i64) * 3600 + (min as i64) * 60 + sec as i64 - offset_min * 60;
-    let (y, mo, d, h, mi, se) = civil_from_secs(secs);
-    if !(0..=9999).contains(&y) {
-        return Err(format!("{s:?} falls outside years 0000-9999 in UTC"));
-    }
-    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}");
-    if !frac.is_empty() {
-        out.push('.');
-        out.push_str(frac);
-    }
-    out.push('Z');
-    Ok(Cow::Owned(out))
+    Ok(Parsed {
+        year,
+        month,
+        day,
+        hour,
+        min,
+        sec,
+        frac,
+        offset_min,
+    })
 }
 
 fn is_leap(y: u32) -> bool {
@@ -207,6 +258,23 @@ mod tests {
             normalize_rfc3339("2026-05-01T12:00:00.000Z").unwrap(),
             "2026-05-01T12:00:00Z"
         );
+    }
+
+    #[test]
+    fn epoch_millis_truncates_to_milliseconds_and_keeps_the_offset() {
+        assert_eq!(epoch_millis("1970-01-01T00:00:00Z"), Some((0, 0)));
+        assert_eq!(
+            epoch_millis("2026-05-01T01:30:00.98765+02:00"),
+            Some((1_777_591_800_987, 120))
+        );
+        assert_eq!(epoch_millis("1969-12-31T23:59:59.5Z"), Some((-500, 0)));
+        assert_eq!(
+            epoch_millis("0000-01-01T00:00:00Z"),
+            Some((-62_167_219_200_000, 0))
+        );
+        assert_eq!(epoch_millis("0000-01-01T00:30:00+01:00"), None);
+        assert_eq!(epoch_millis("9999-12-31T23:59:59-00:01"), None);
+        assert_eq!(epoch_millis("2023-02-29T00:00:00Z"), None);
     }
 
     #[test]

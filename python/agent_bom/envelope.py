@@ -79,10 +79,6 @@ TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 # Members the store adds to a persisted event; they never travel in an envelope.
 PERSISTENCE_FIELDS = frozenset({"received_at", "seq", "stored_seq", "stream_seq", "ingested_at"})
 
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
-    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
-)
 _REVERSE_DNS = re.compile(REVERSE_DNS_PATTERN)
 
 T = TypeVar("T")
@@ -116,62 +112,18 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 Score = Annotated[float, Field(ge=0, le=100)]
 
 
-def _days_in_month(year: int, month: int) -> int:
-    if month == 2:
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        return 29 if leap else 28
-    return 30 if month in (4, 6, 9, 11) else 31
-
-
-def _days_from_civil(y: int, m: int, d: int) -> int:
-    # Howard Hinnant's algorithm, as rust/time.rs; valid for year 0 too.
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 def epoch_millis(value: str) -> tuple[int, int] | None:
     """``(milliseconds since the Unix epoch, UTC offset in minutes)`` of an RFC 3339
     date-time the core accepts, or None when it is not one.
 
-    Deterministic (never reads the clock); sub-millisecond digits are truncated.
+    Deterministic (never reads the clock); sub-millisecond digits are truncated. The
+    core's own parser (rust/time.rs), so the contract and the core never disagree.
     """
-    m = _RFC3339.fullmatch(value)
-    if m is None:
-        return None
-    g = m.groups()
-    year, month, day, hour, minute, sec = (
-        int(g[0]),
-        int(g[1]),
-        int(g[2]),
-        int(g[3]),
-        int(g[4]),
-        int(g[5]),
-    )
-    if not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
-        return None
-    if hour > 23 or minute > 59 or sec > 59:
-        return None
-    offset = 0
-    if g[8]:
-        oh, om = int(g[9]), int(g[10])
-        if oh > 23 or om > 59:
-            return None
-        offset = (oh * 60 + om) * (-1 if g[8] == "-" else 1)
-    secs = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + sec
-    secs -= offset * 60
-    # The core refuses times that fall outside years 0000-9999 once in UTC.
-    if not -62167219200 <= secs <= 253402300799:
-        return None
-    millis = int((g[6] or "").ljust(3, "0")[:3])
-    return secs * 1000 + millis, offset
+    return _core.epoch_millis(value)
 
 
 def _check_time(v: str) -> str:
-    if epoch_millis(v) is None:
+    if _core.epoch_millis(v) is None:
         raise PydanticCustomError(
             "rfc3339",
             "{value} is not an RFC 3339 date-time with a time zone "
