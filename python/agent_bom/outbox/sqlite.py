@@ -5,14 +5,18 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from agent_bom.errors import ConfigError
 from agent_bom.outbox.store import Cursor, OutboxStore
 
 __all__ = ["SQLiteStore"]
+
+_MAX_VARIABLES = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
+_MAX_ROWS_PER_INSERT = 500  # few distinct statements for the statement cache
 
 
 class SQLiteStore(OutboxStore):
@@ -83,6 +87,21 @@ class SQLiteStore(OutboxStore):
                 self._conn.commit()
             finally:
                 cur.close()
+
+    def insert_many(
+        self, cur: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Multi-row ``INSERT … VALUES (…), (…)``: one statement step per chunk instead of
+        one per row. The sqlite3 module lets go of the GIL around every step and must win
+        it back after; under concurrent requests each win can wait for another thread,
+        while this one holds the database's write lock."""
+        width = len(columns)
+        per = max(1, min(_MAX_ROWS_PER_INSERT, _MAX_VARIABLES // width))
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        one = "(" + ", ".join("?" * width) + ")"
+        for i in range(0, len(rows), per):
+            chunk = rows[i : i + per]
+            cur.execute(head + ", ".join([one] * len(chunk)), [v for r in chunk for v in r])
 
     def _migrate(self) -> None:
         with self.transaction() as cur:

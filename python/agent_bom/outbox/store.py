@@ -304,21 +304,21 @@ class OutboxStore(ABC):
         *,
         now: float | None = None,
         exclude_destination: str | None = None,
+        destinations: dict[str, list[Destination]] | None = None,
     ) -> EnqueueResult:
-        """``enqueue`` inside the caller's transaction (e.g. the event store's insert)."""
+        """``enqueue`` inside the caller's transaction (e.g. the event store's insert).
+
+        ``destinations``: tenants' enabled destinations the caller already read in this
+        transaction (``enabled_destinations``)."""
         at = time.time() if now is None else now
-        by_tenant: dict[str, list[Destination]] = {}
+        by_tenant: dict[str, list[Destination]] = dict(destinations or {})
         params: list[tuple[Any, ...]] = []
         count = unmatched = 0
         for ev in events:
             count += 1
             dests = by_tenant.get(ev.tenant_id)
             if dests is None:
-                cur.execute(
-                    f"SELECT {_DEST_COLUMNS} FROM destinations WHERE tenant_id = ? AND enabled = ?",
-                    (ev.tenant_id, True),
-                )
-                dests = by_tenant[ev.tenant_id] = [_destination(r) for r in cur.fetchall()]
+                dests = by_tenant[ev.tenant_id] = self.enabled_destinations(cur, ev.tenant_id)
             matched = False
             for d in dests:
                 if d.id != exclude_destination and d.matches(ev.event_type, ev.severity):
@@ -348,6 +348,14 @@ class OutboxStore(ABC):
             cur.executemany(sql, params)
             inserted = cur.rowcount  # both drivers sum it over the batch
         return EnqueueResult(count, inserted, len(params) - inserted, unmatched)
+
+    def enabled_destinations(self, cur: Cursor, tenant_id: str) -> list[Destination]:
+        """The tenant's enabled destinations, read in the caller's transaction."""
+        cur.execute(
+            f"SELECT {_DEST_COLUMNS} FROM destinations WHERE tenant_id = ? AND enabled = ?",
+            (tenant_id, True),
+        )
+        return [_destination(r) for r in cur.fetchall()]
 
     # -- the worker's side --------------------------------------------------------------
 

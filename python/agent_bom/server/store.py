@@ -345,20 +345,26 @@ class EventStore:
                 if record.results()[0][0] != "event":
                     raise ConfigError(f"audit record rejected: {record.results()[0][2]}")
                 records += ledger.append_records(record, [True])
+            # Only what needs the write lock happens under it: other requests wait.
             now = time.time()
-            rows = [(tenant_id, *r, now) for r in records]
-            seq_of = {r[1]: r[0] for r in records}
-            outbound = [
-                OutboundEvent(tenant_id, event_id, event_type, severity, line)
-                for _, event_id, event_type, severity, _, line in records
-            ]
-            if rows:
-                self.db.insert_many(cur, "events", _EVENT_COLUMNS, rows)
+            if records:
+                self.db.insert_many(
+                    cur, "events", _EVENT_COLUMNS, [(tenant_id, *r, now) for r in records]
+                )
                 cur.execute(
                     "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
                     (ledger.seq, ledger.state(), tenant_id),
                 )
-                self.db.enqueue_in(cur, outbound, now=now)
+                destinations = self.db.enabled_destinations(cur, tenant_id)
+                if destinations:
+                    outbound = [
+                        OutboundEvent(tenant_id, event_id, event_type, severity, line)
+                        for _, event_id, event_type, severity, _, line in records
+                    ]
+                    self.db.enqueue_in(
+                        cur, outbound, now=now, destinations={tenant_id: destinations}
+                    )
+        seq_of = {r[1]: r[0] for r in records}
         final = [(k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out]
         return final, prepared.redactions_by_rule()
 
