@@ -989,9 +989,16 @@ fn inclusion_path_for_leaves(
         .collect())
 }
 
-/// Ed25519 signature check (used for checkpoint payloads carried inside proofs).
+/// Ed25519 signature check, strict (RFC 8032 with canonical encodings, no small-order
+/// keys): checkpoints carried inside proofs and `v1a` webhook signatures. Lets go of
+/// the GIL, since a request body can be large.
 #[pyfunction]
-fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> PyResult<bool> {
+fn ed25519_verify(
+    py: Python<'_>,
+    public_key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> PyResult<bool> {
     let raw: [u8; 32] = public_key
         .try_into()
         .map_err(|_| PyValueError::new_err("public_key must be 32 raw bytes"))?;
@@ -1000,7 +1007,7 @@ fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> PyResu
     let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
         return Ok(false);
     };
-    Ok(key.verify_strict(message, &sig).is_ok())
+    Ok(py.detach(|| key.verify_strict(message, &sig).is_ok()))
 }
 
 /// Events prepared for a `Ledger` (parsed, redacted, mapped, hashed), not yet chained.
