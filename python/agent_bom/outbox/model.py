@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -144,8 +144,9 @@ class OutboundEvent:
         )
 
 
-@dataclass(frozen=True)
-class OutboxRow:
+# Rows and completions are made by the thousand per claim: named tuples are immutable
+# like a frozen dataclass and about ten times cheaper to build.
+class OutboxRow(NamedTuple):
     id: int
     tenant_id: str
     destination_id: str
@@ -221,8 +222,7 @@ class Attempt:
 Transition = Literal["delivered", "retry", "dead_letter", "defer", "release"]
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(NamedTuple):
     """What one send decided for a leased row.
 
     ``delivered``/``retry``/``dead_letter`` record an attempt; ``defer`` (circuit open)

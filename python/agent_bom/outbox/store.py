@@ -76,24 +76,27 @@ _MARK_DELIVERED = (
 )
 
 
+_STATUS = {str(s): s for s in Status}
+
+
 def _row(r: Sequence[Any]) -> OutboxRow:
     return OutboxRow(
-        id=int(r[0]),
-        tenant_id=r[1],
-        destination_id=r[2],
-        event_id=r[3],
-        event_type=r[4],
-        body=bytes(r[5]),
-        status=Status(r[6]),
-        attempts=int(r[7]),
-        next_attempt_at=float(r[8]),
-        next_trigger=r[9],
-        lease_owner=r[10],
-        lease_expires_at=None if r[11] is None else float(r[11]),
-        last_status=r[12],
-        last_error=r[13],
-        created_at=float(r[14]),
-        updated_at=float(r[15]),
+        int(r[0]),
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        bytes(r[5]),
+        _STATUS[r[6]],
+        int(r[7]),
+        float(r[8]),
+        r[9],
+        r[10],
+        None if r[11] is None else float(r[11]),
+        r[12],
+        r[13],
+        float(r[14]),
+        float(r[15]),
     )
 
 
