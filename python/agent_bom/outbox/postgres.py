@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent_bom.errors import ConfigError
+from agent_bom.outbox.model import Completion
 from agent_bom.outbox.store import Cursor, OutboxStore
 
 try:
@@ -33,6 +34,11 @@ def _pg_sql(sql: str) -> str:
     return _PLACEHOLDER.sub("%s", sql)
 
 
+_DELIVERED = (
+    "unnest(?::bigint[], ?::integer[], ?::double precision[], ?::text[], "
+    "?::double precision[], ?::text[]) WITH ORDINALITY "
+    "AS j (id, status_code, latency_ms, excerpt, at, owner, k)"
+)
 _MIGRATION_LOCK = 0x61676E74  # pg_advisory_xact_lock key: one migrator at a time
 
 
@@ -91,6 +97,16 @@ class PostgresStore(OutboxStore):
     def transaction(self) -> Iterator[Cursor]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield _PgCursor(cur)
+
+    def _delivered_table(self, delivered: Sequence[Completion]) -> tuple[str, list[Any]]:
+        return _DELIVERED, [
+            [c.row_id for c in delivered],
+            [c.status_code for c in delivered],
+            [c.latency_ms for c in delivered],
+            [c.response_excerpt for c in delivered],
+            [c.at for c in delivered],
+            [c.lease_owner for c in delivered],
+        ]
 
     def _migrate(self) -> None:
         with self.transaction() as cur:

@@ -10,13 +10,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from agent_bom.errors import ConfigError
+from agent_bom.outbox.model import Completion
 from agent_bom.outbox.store import Cursor, OutboxStore
 
 __all__ = ["SQLiteStore"]
 
 _MAX_VARIABLES = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 _MAX_ROWS_PER_INSERT = 500  # few distinct statements for the statement cache
+_DELIVERED = (
+    "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status_code, "
+    "json_extract(value, '$[2]') AS latency_ms, json_extract(value, '$[3]') AS excerpt, "
+    "json_extract(value, '$[4]') AS at, json_extract(value, '$[5]') AS owner, key AS k "
+    "FROM json_each(?)) AS j"
+)
 
 
 class SQLiteStore(OutboxStore):
@@ -102,6 +111,13 @@ class SQLiteStore(OutboxStore):
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
             cur.execute(head + ", ".join([one] * len(chunk)), [v for r in chunk for v in r])
+
+    def _delivered_table(self, delivered: Sequence[Completion]) -> tuple[str, list[Any]]:
+        rows = [
+            [c.row_id, c.status_code, c.latency_ms, c.response_excerpt, c.at, c.lease_owner]
+            for c in delivered
+        ]
+        return _DELIVERED, [orjson.dumps(rows).decode()]
 
     def _migrate(self) -> None:
         with self.transaction() as cur:

@@ -62,17 +62,20 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-_LEASED = "WHERE id = ? AND lease_owner = ? AND status = 'delivering'"
+# A batch of deliveries in two set-based statements; ``{done}`` is the dialect's table
+# of (id, status_code, latency_ms, excerpt, at, owner, k) built from one parameter
+# (SQLite: json_each over a JSON array; PostgreSQL: unnest over arrays).
 _RECORD_DELIVERED = (
     "INSERT INTO delivery_attempts (outbox_id, attempt, trigger, status_code, latency_ms, "
-    "error, response_excerpt, at) SELECT id, attempts + 1, next_trigger, CAST(? AS INTEGER), "
-    "CAST(? AS DOUBLE PRECISION), NULL, CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION) "
-    f"FROM outbox {_LEASED}"
+    "error, response_excerpt, at) SELECT o.id, o.attempts + 1, o.next_trigger, j.status_code, "
+    "j.latency_ms, NULL, j.excerpt, j.at FROM {done} JOIN outbox o ON o.id = j.id "
+    "WHERE o.lease_owner = j.owner AND o.status = 'delivering' ORDER BY j.k"
 )
 _MARK_DELIVERED = (
     "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, lease_owner = NULL, "
-    "lease_expires_at = NULL, next_trigger = 'scheduled', last_status = ?, last_error = NULL, "
-    f"updated_at = ? {_LEASED}"
+    "lease_expires_at = NULL, next_trigger = 'scheduled', last_status = j.status_code, "
+    "last_error = NULL, updated_at = j.at FROM {done} "
+    "WHERE outbox.id = j.id AND outbox.lease_owner = j.owner AND outbox.status = 'delivering'"
 )
 
 
@@ -147,6 +150,11 @@ class OutboxStore(ABC):
             lock=self._claim_lock,
             columns=_ROW_COLUMNS,
         )
+
+    @abstractmethod
+    def _delivered_table(self, delivered: Sequence[Completion]) -> tuple[str, list[Any]]:
+        """SQL for a table ``j`` of the completions' (id, status_code, latency_ms, excerpt,
+        at, owner, k) and its parameters, for the set-based statements in ``finish``."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -424,25 +432,11 @@ class OutboxStore(ABC):
         applied = 0
         with self.transaction() as cur:
             if delivered:
-                # The common case in two batched statements; the lease check is in the WHERE.
-                cur.executemany(
-                    _RECORD_DELIVERED,
-                    [
-                        (
-                            c.status_code,
-                            c.latency_ms,
-                            c.response_excerpt,
-                            c.at,
-                            c.row_id,
-                            c.lease_owner,
-                        )
-                        for c in delivered
-                    ],
-                )
-                cur.executemany(
-                    _MARK_DELIVERED,
-                    [(c.status_code, c.at, c.row_id, c.lease_owner) for c in delivered],
-                )
+                # The common case in two set-based statements, whatever the batch size; the
+                # lease check is in the WHERE.
+                done, params = self._delivered_table(delivered)
+                cur.execute(_RECORD_DELIVERED.format(done=done), params)
+                cur.execute(_MARK_DELIVERED.format(done=done), params)
                 applied += cur.rowcount
             attempts: list[tuple[Any, ...]] = []
             for c in others:
