@@ -156,7 +156,11 @@ class OutboxWorker:
                 groups.setdefault(c.destination.id, []).append(c)
             else:
                 jobs.append(self._deliver([c]))
-        jobs.extend(self._deliver(group) for group in groups.values())
+        # Batches of at most a quarter of the claim: their completions come back, and are
+        # recorded, while the rest is still being sent, and the next claim overlaps too.
+        size = max(1, self.batch // 4)
+        for group in groups.values():
+            jobs.extend(self._deliver(group[i : i + size]) for i in range(0, len(group), size))
         return jobs
 
     async def _deliver(self, items: list[Claimed]) -> None:
