@@ -1010,6 +1010,15 @@ fn ed25519_verify(
     Ok(py.detach(|| key.verify_strict(message, &sig).is_ok()))
 }
 
+fn check_keep(batch: &PyPreparedBatch, keep: &[bool]) -> PyResult<()> {
+    if keep.len() != batch.inner.events.len() {
+        return Err(PyValueError::new_err(
+            "keep needs one flag per prepared event",
+        ));
+    }
+    Ok(())
+}
+
 /// Events prepared for a `Ledger` (parsed, redacted, mapped, hashed), not yet chained.
 #[pyclass(name = "PreparedBatch", module = "agent_bom._core", frozen)]
 struct PyPreparedBatch {
@@ -1137,11 +1146,7 @@ impl PyLedger {
         batch: PyRef<'py, PyPreparedBatch>,
         keep: Vec<bool>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        if keep.len() != batch.inner.events.len() {
-            return Err(PyValueError::new_err(
-                "keep needs one flag per prepared event",
-            ));
-        }
+        check_keep(&batch, &keep)?;
         let inner = &batch.inner;
         let out = py
             .detach(|| self.lock().append(inner, &keep))
@@ -1157,12 +1162,32 @@ impl PyLedger {
         batch: PyRef<'py, PyPreparedBatch>,
         keep: Vec<bool>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let out = self.append(py, batch, keep)?;
-        let metas = crate::ledger::records(out.as_bytes()).map_err(PyValueError::new_err)?;
+        check_keep(&batch, &keep)?;
+        let inner = &batch.inner;
+        // Chaining and reading the records back need no Python objects: both run
+        // without the GIL, so other requests' threads go on meanwhile.
+        let (out, metas) = py
+            .detach(|| -> Result<_, String> {
+                let out = self
+                    .lock()
+                    .append(inner, &keep)
+                    .map_err(|e| e.to_string())?;
+                let base = out.as_ptr() as usize;
+                let metas: Vec<_> = crate::ledger::records(&out)?
+                    .into_iter()
+                    .map(|m| {
+                        let start = m.line.as_ptr() as usize - base;
+                        let line = start..start + m.line.len();
+                        (m.seq, m.id, m.event_type, m.severity, m.time, line)
+                    })
+                    .collect();
+                Ok((out, metas))
+            })
+            .map_err(PyValueError::new_err)?;
         let rows = PyList::empty(py);
-        for m in metas {
-            let line = PyBytes::new(py, m.line);
-            rows.append((m.seq, m.id, m.event_type, m.severity, m.time, line))?;
+        for (seq, id, event_type, severity, time, line) in metas {
+            let line = PyBytes::new(py, &out[line]);
+            rows.append((seq, id, event_type, severity, time, line))?;
         }
         Ok(rows)
     }
