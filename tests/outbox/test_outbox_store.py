@@ -182,6 +182,27 @@ def test_destination_validation_names_the_problem(store: OutboxStore) -> None:
         store.get_destination("dst_nope")
 
 
+def test_a_new_sqlite_file_gets_16_kib_pages_and_an_old_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    from agent_bom.outbox.sqlite import PAGE_SIZE
+
+    store = open_store(str(tmp_path / "new.db"))
+    store.close()
+    assert sqlite3.connect(tmp_path / "new.db").execute("PRAGMA page_size").fetchone() == (
+        PAGE_SIZE,
+    )
+    old = sqlite3.connect(tmp_path / "old.db")  # made by an earlier version: 4 KiB pages
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("PRAGMA journal_mode = WAL")
+    old.execute("CREATE TABLE keep (x)")
+    old.close()
+    store = open_store(str(tmp_path / "old.db"))
+    store.enqueue([OutboundEvent(TENANT, "e-1", "finding.created", "high", b"{}")])
+    store.close()
+    assert sqlite3.connect(tmp_path / "old.db").execute("PRAGMA page_size").fetchone() == (4096,)
+
+
 def test_unknown_database_scheme_is_refused() -> None:
     with pytest.raises(ConfigError, match="mysql"):
         open_store("mysql://db/x")
@@ -199,11 +220,12 @@ def test_sqlite_checkpoints_in_the_background_off_the_commit_path(tmp_path: Path
     keeper.execute("SELECT count(*) FROM outbox").fetchone()
     store.checkpoint_in_background(interval=3600)  # the thread stays idle during the writes
     store.add_destination(tenant_id=TENANT, url="https://example.com/hook", secret_ref=SECRET_REF)
-    for i in range(10):  # ~10 MiB of bodies, far beyond 1,000 pages of WAL
+    # ~24 MiB of bodies, beyond SQLite's 1,000 pages of WAL (16 MiB at 16 KiB pages)
+    for i in range(24):
         store.enqueue([OutboundEvent(TENANT, f"e-{i}-{j}", "finding.created", "high",
                                      b"x" * 4096) for j in range(256)])  # fmt: skip
     wal = tmp_path / "o.db-wal"
-    assert wal.stat().st_size > 8 * 1024 * 1024  # no commit checkpointed and reset it
+    assert wal.stat().st_size > 20 * 1024 * 1024  # no commit checkpointed and reset it
     store.close()  # stops the thread
 
     store = open_store(f"sqlite:///{tmp_path / 'o.db'}")
@@ -214,7 +236,7 @@ def test_sqlite_checkpoints_in_the_background_off_the_commit_path(tmp_path: Path
     # database: the thread did that.
     store.enqueue([OutboundEvent(TENANT, "after", "finding.created", "high", b"{}")])
     assert wal.stat().st_size <= 1024 * 1024
-    assert store.stats()["totals"]["pending"] == 2561
+    assert store.stats()["totals"]["pending"] == 24 * 256 + 1
     store.close()
     keeper.close()
 
