@@ -29,6 +29,14 @@ class EventResult:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.seq is not None and self.code is None and self.reason is None:
+            # accepted: the common case, built in one go
+            return {
+                "index": self.index,
+                "status": self.status,
+                "event_id": self.event_id,
+                "seq": self.seq,
+            }
         d: dict[str, Any] = {"index": self.index, "status": self.status}
         if self.event_id is not None:
             d["event_id"] = self.event_id
@@ -57,11 +65,16 @@ class IngestResult:
         return _status(codes, len(self.events))
 
     def to_dict(self) -> dict[str, Any]:
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+        events = []
+        for e in self.events:
+            counts[e.status] += 1
+            events.append(e.to_dict())
         return {
-            "accepted": self.count("accepted"),
-            "duplicates": self.count("duplicate"),
-            "rejected": self.count("rejected"),
-            "events": [e.to_dict() for e in self.events],
+            "accepted": counts["accepted"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "events": events,
         }
 
 
