@@ -252,3 +252,45 @@ def test_concurrent_identical_requests_each_get_an_audit_record(deployment: Depl
     assert codes == [200] * 8
     audits = d.events.events("acme", event_types=["dev.agent-bom.audit.action"])
     assert len(audits) == 8
+
+
+def test_an_append_landing_before_the_ledger_lock_is_caught_by_a_second_check(
+    pg_database: str, monkeypatch: Any
+) -> None:
+    """On PostgreSQL the duplicate check runs before the tenant's ledger lock; when another
+    process appends in between, the check runs again under the lock: each event is
+    stored once and the chain verifies."""
+    from agent_bom.outbox import open_store
+    from agent_bom.redaction import load_redactor
+    from agent_bom.server.store import EventStore
+
+    mine, theirs = open_store(pg_database), open_store(pg_database)  # two processes' pools
+    try:
+        es, other = EventStore(mine), EventStore(theirs)
+        es.add_tenant("acme")
+        batch = [orjson.dumps(finding(i)) for i in range(5)]
+        redactor = load_redactor()
+        checks = []
+        unlocked_check = EventStore._existing
+
+        def racing(self: EventStore, cur: Any, tenant_id: str, ids: Any) -> set[str]:
+            found = unlocked_check(self, cur, tenant_id, ids)
+            if self is es:
+                checks.append(found)
+                if len(checks) == 1:  # the other process commits right after our check
+                    other.append("acme", batch[:3], redactor=redactor)
+            return found
+
+        monkeypatch.setattr(EventStore, "_existing", racing)
+        results, _ = es.append("acme", batch, redactor=redactor)
+        assert [r[0] for r in results] == ["duplicate"] * 3 + ["accepted"] * 2
+        assert len(checks) == 2 and not checks[0]  # the first check saw none of them
+        stored = es.events("acme", limit=100, include_checkpoints=False)
+        assert sorted(e.event_id for e in stored) == sorted(r[1] for r in results)
+        es.seal("acme")
+        chain = b"".join(e.body + b"\n" for e in es.events("acme", limit=100))
+        report = ev.verify(io.BytesIO(chain))
+        assert report.ok, report.to_dict()
+    finally:
+        mine.close()
+        theirs.close()

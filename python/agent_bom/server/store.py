@@ -308,23 +308,28 @@ class EventStore:
                 cur.execute(self.db._custom_plans)  # the duplicate check below
             if replay is not None:
                 self._claim(cur, replay)
+            ids = [res[1] for res in results if res[0] == "event"]
+            # PostgreSQL: the tenant's ledger row lock (FOR UPDATE) serializes every
+            # process's appends, so the lookups that need no lock come before it, and the
+            # duplicate check is redone under it only if another append came in between
+            # (every append moves the ledger's seq). SQLite: the transaction holds the
+            # database's write lock from its start; the order changes nothing.
+            row_lock = bool(self.db._for_update)
+            if row_lock:
+                cur.execute("SELECT seq FROM ledgers WHERE tenant_id = ?", (tenant_id,))
+                before = cur.fetchone()
+            existing = self._existing(cur, tenant_id, ids)
+            destinations = self.db.enabled_destinations(cur, tenant_id)
             cur.execute(
-                "SELECT state FROM ledgers WHERE tenant_id = ?" + self.db._for_update, (tenant_id,)
+                "SELECT seq, state FROM ledgers WHERE tenant_id = ?" + self.db._for_update,
+                (tenant_id,),
             )
             r = cur.fetchone()
             if r is None:
                 raise ConfigError(f"no tenant {tenant_id!r}")
-            ledger = self._ledger(tenant_id, None if r[0] is None else bytes(r[0]), redactor)
-            ids = [res[1] for res in results if res[0] == "event"]
-            existing: set[str] = set()
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                cur.execute(
-                    "SELECT event_id FROM events WHERE tenant_id = ? AND event_id IN "
-                    f"({', '.join('?' * len(chunk))})",
-                    (tenant_id, *chunk),
-                )
-                existing.update(row[0] for row in cur.fetchall())
+            if row_lock and (before is None or before[0] != r[0]):
+                existing = self._existing(cur, tenant_id, ids)
+            ledger = self._ledger(tenant_id, None if r[1] is None else bytes(r[1]), redactor)
             keep: list[bool] = []
             out: list[tuple[str, Any, Any]] = []
             seen: set[str] = set()
@@ -355,7 +360,6 @@ class EventStore:
                     "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
                     (ledger.seq, ledger.state(), tenant_id),
                 )
-                destinations = self.db.enabled_destinations(cur, tenant_id)
                 if destinations:
                     outbound = [
                         OutboundEvent(tenant_id, event_id, event_type, severity, line)
@@ -367,6 +371,19 @@ class EventStore:
         seq_of = {r[1]: r[0] for r in records}
         final = [(k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out]
         return final, prepared.redactions_by_rule()
+
+    def _existing(self, cur: Cursor, tenant_id: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the tenant's store already holds."""
+        existing: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            cur.execute(
+                "SELECT event_id FROM events WHERE tenant_id = ? AND event_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                (tenant_id, *chunk),
+            )
+            existing.update(row[0] for row in cur.fetchall())
+        return existing
 
     def _ledger(self, tenant_id: str, state: bytes | None, redactor: Any = None) -> Ledger:
         return Ledger(
