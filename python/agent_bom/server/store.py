@@ -374,6 +374,12 @@ class EventStore:
 
     def _existing(self, cur: Cursor, tenant_id: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the tenant's store already holds."""
+        if self.db.dialect == "postgresql":  # one array parameter, not one per id
+            cur.execute(
+                "SELECT event_id FROM events WHERE tenant_id = ? AND event_id = ANY(?)",
+                (tenant_id, list(ids)),
+            )
+            return {row[0] for row in cur.fetchall()}
         existing: set[str] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
