@@ -60,6 +60,7 @@ from server_support import CollectorClient, finding, free_port
 
 import bare_ingest
 from agent_bom.outbox import open_store
+from agent_bom.outbox.sqlite import SQLiteStore
 from agent_bom.redaction import load_redactor
 from agent_bom.server.app import _now
 from agent_bom.server.ingest import ingest, split_body
@@ -336,6 +337,8 @@ def handler_in_process(
         collector_id, key = add_collector(url)
         reqs = signed(timed, collector_id, key)
         store = open_store(url)
+        if isinstance(store, SQLiteStore):
+            store.checkpoint_in_background()  # as `agent-bom serve` does
         try:
             redactor = load_redactor("mask", None, None)
             event_store = EventStore(store, checkpoint_every=1000, redactor=redactor)
