@@ -294,3 +294,32 @@ def test_an_append_landing_before_the_ledger_lock_is_caught_by_a_second_check(
     finally:
         mine.close()
         theirs.close()
+
+
+def test_ingest_lag_is_measured_from_the_newest_instant_not_the_largest_text(
+    tmp_path: Path,
+) -> None:
+    from datetime import datetime
+
+    from agent_bom.outbox import open_store
+    from agent_bom.server.ingest import ingest
+    from agent_bom.server.store import EventStore
+    from agent_bom.signing import new_signing_key
+
+    store = open_store(str(tmp_path / "o.db"))
+    try:
+        es = EventStore(store)
+        es.add_tenant("acme")
+        _, public = new_signing_key()
+        c = es.add_collector(
+            "acme", key_type="ed25519", public_key=public, secret_enc=None, scope={}
+        )
+        later = {**finding(1), "created_at": "2026-05-01T11:00:00Z"}
+        earlier = {**finding(2), "created_at": "2026-05-01T12:00:00+02:00"}  # 10:00Z, larger text
+        result = ingest(es, c, [later, earlier])
+        assert result.count("accepted") == 2
+        newest = datetime.fromisoformat("2026-05-01T11:00:00+00:00").timestamp()
+        (lag,) = result.lags
+        assert abs(lag - (time.time() - newest)) < 60
+    finally:
+        store.close()

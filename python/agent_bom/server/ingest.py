@@ -244,10 +244,11 @@ def ingest(
             replay=replay,
         )
         result.events = merged(stored)
-        newest = max(created)  # one lag sample per request: the newest event's
-        at_ms = epoch_millis(newest)
-        if at_ms is not None and result.count("accepted"):
-            result.lags.append(time.time() - at_ms[0] / 1000)
+        # One lag sample per request: the newest event's (by instant, not by text:
+        # offsets differ between collectors).
+        newest = max((m[0] for m in map(epoch_millis, created) if m is not None), default=None)
+        if newest is not None and result.count("accepted"):
+            result.lags.append(time.time() - newest / 1000)
         return result
     result.events = [v for v in verdicts if v is not None]
     if audit is not None:
