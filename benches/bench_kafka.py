@@ -40,12 +40,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "outbox"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "server"))
 
 import confluent_kafka
 import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from outbox_support import cloudevents
+from server_support import ed25519_collector
 
 from agent_bom import canonical_json
 from agent_bom.connectors.kafka import KafkaConnector, _headers, producer_config
@@ -53,7 +55,6 @@ from agent_bom.outbox import OutboundEvent, OutboxStore, open_store
 from agent_bom.outbox.worker import OutboxWorker
 from agent_bom.redaction import load_redactor
 from agent_bom.server.store import EventStore
-from agent_bom.signing import new_signing_key
 from agent_bom.sources.kafka import consume
 from bench_outbox import Stores, databases
 
@@ -223,11 +224,7 @@ def ingest_run(stores: Stores, bootstrap: str, topic: str, n: int) -> tuple[floa
         store = open_store(url)
         try:
             es = EventStore(store)
-            es.add_tenant("acme")
-            _, public = new_signing_key()
-            c = es.add_collector(
-                "acme", key_type="ed25519", public_key=public, secret_enc=None, scope={}
-            )
+            c, _ = ed25519_collector(es)
             collector = es.collector(c.id)
             assert collector is not None
             redactor = load_redactor()

@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "serve
 
 import httpx
 import orjson
-from server_support import CollectorClient, finding, free_port
+from server_support import CollectorClient, ed25519_collector, finding, free_port
 
 import bare_ingest
 from agent_bom.outbox import open_store
@@ -65,7 +65,7 @@ from agent_bom.redaction import load_redactor
 from agent_bom.server.app import _now
 from agent_bom.server.ingest import ingest, split_body
 from agent_bom.server.store import EventStore, Replay
-from agent_bom.signing import new_signing_key, verify
+from agent_bom.signing import verify
 from bench_outbox import Stores, databases
 
 TENANT = "bench"
@@ -259,12 +259,7 @@ def add_collector(url: str) -> tuple[str, str]:
     """A tenant and an Ed25519 collector in the store at ``url``: (collector id, whsk_ key)."""
     store = open_store(url)
     try:
-        events = EventStore(store)
-        events.add_tenant(TENANT)
-        private, public = new_signing_key()
-        c = events.add_collector(
-            TENANT, key_type="ed25519", public_key=public, secret_enc=None, scope={}
-        )
+        c, private = ed25519_collector(EventStore(store), TENANT)
     finally:
         store.close()
     return c.id, private

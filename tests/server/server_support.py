@@ -16,8 +16,16 @@ import uvicorn
 
 from agent_bom.outbox import OutboxStore
 from agent_bom.server.keys import ServerKey
-from agent_bom.server.store import EventStore
-from agent_bom.signing import signature_headers
+from agent_bom.server.store import Collector, EventStore
+from agent_bom.signing import new_signing_key, signature_headers
+
+
+def ed25519_collector(es: EventStore, tenant: str = "acme") -> tuple[Collector, str]:
+    """A new tenant with one unscoped Ed25519 collector: (the collector, its whsk_ key)."""
+    es.add_tenant(tenant)
+    private, public = new_signing_key()
+    c = es.add_collector(tenant, key_type="ed25519", public_key=public, secret_enc=None, scope={})
+    return c, private
 
 
 def free_port() -> int:

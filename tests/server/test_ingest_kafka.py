@@ -13,13 +13,13 @@ from pathlib import Path
 
 import orjson
 from confluent_kafka import Producer
+from server_support import ed25519_collector
 
 from agent_bom import canonical_json
 from agent_bom import evidence as ev
 from agent_bom.connectors.kafka import _headers
 from agent_bom.outbox import OutboxStore
 from agent_bom.server.store import EventStore
-from agent_bom.signing import new_signing_key
 
 AGENT_BOM = [sys.executable, "-c", "from agent_bom.cli import main; main()"]
 N = 2000
@@ -27,9 +27,7 @@ N = 2000
 
 def setup(store: OutboxStore) -> tuple[EventStore, str]:
     es = EventStore(store)
-    es.add_tenant("acme")
-    _, public = new_signing_key()
-    c = es.add_collector("acme", key_type="ed25519", public_key=public, secret_enc=None, scope={})
+    c, _ = ed25519_collector(es)
     return es, c.id
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
-from server_support import Deployment, finding
+from server_support import Deployment, ed25519_collector, finding
 
 from agent_bom import evidence as ev
 from agent_bom.server.store import stream_id_of
@@ -304,16 +304,11 @@ def test_ingest_lag_is_measured_from_the_newest_instant_not_the_largest_text(
     from agent_bom.outbox import open_store
     from agent_bom.server.ingest import ingest
     from agent_bom.server.store import EventStore
-    from agent_bom.signing import new_signing_key
 
     store = open_store(str(tmp_path / "o.db"))
     try:
         es = EventStore(store)
-        es.add_tenant("acme")
-        _, public = new_signing_key()
-        c = es.add_collector(
-            "acme", key_type="ed25519", public_key=public, secret_enc=None, scope={}
-        )
+        c, _ = ed25519_collector(es)
         later = {**finding(1), "created_at": "2026-05-01T11:00:00Z"}
         earlier = {**finding(2), "created_at": "2026-05-01T12:00:00+02:00"}  # 10:00Z, larger text
         result = ingest(es, c, [later, earlier])
