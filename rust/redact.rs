@@ -48,8 +48,8 @@ struct Rule {
     checksum: Option<Checksum>,
     /// Keyword-less rules run only on strings with at least this many digits.
     min_digits: usize,
-    /// What must follow a keyword for the occurrence to count (anchored).
-    keyword_followed_by: Option<Regex>,
+    /// What must follow a keyword for the occurrence to count.
+    keyword_followed_by: Option<Follower>,
     reach: Reach,
 }
 
@@ -64,6 +64,94 @@ enum Reach {
     /// Every match holds a digit and is at most this many bytes long:
     /// searched only that close to digits.
     NearDigits(usize),
+}
+
+/// A rule's `keyword_followed_by`: a regex anchored where the keyword ends,
+/// with the bytes its match can begin with, so most occurrences are turned
+/// down without running it.
+struct Follower {
+    regex: Regex,
+    /// `None` when the regex can match the empty string.
+    first: Option<ByteSet>,
+}
+
+impl Follower {
+    fn new(pattern: &str) -> Result<Follower, String> {
+        let hir = syntax::parse_with(pattern, &syntax::Config::new().utf8(true))
+            .map_err(|e| e.to_string())?;
+        let regex = Regex::new(&format!("^(?:{pattern})")).map_err(|e| e.to_string())?;
+        let mut first = ByteSet::default();
+        let nullable = first_bytes(&hir, &mut first);
+        Ok(Follower {
+            regex,
+            first: (!nullable).then_some(first),
+        })
+    }
+
+    fn is_match(&self, rest: &str) -> bool {
+        match &self.first {
+            Some(first) => {
+                rest.as_bytes().first().is_some_and(|&b| first.contains(b))
+                    && self.regex.is_match(rest)
+            }
+            None => self.regex.is_match(rest),
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert_range(&mut self, lo: u8, hi: u8) {
+        for b in lo..=hi {
+            self.0[usize::from(b / 64)] |= 1 << (b % 64);
+        }
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b / 64)] & (1 << (b % 64)) != 0
+    }
+}
+
+/// Adds to `set` every byte a match of `hir` can begin with (a superset: a
+/// class reaching past ASCII adds every UTF-8 lead byte); returns whether
+/// `hir` can match the empty string, when what follows it may begin a match too.
+fn first_bytes(hir: &Hir, set: &mut ByteSet) -> bool {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(l) => match l.0.first() {
+            Some(&b) => {
+                set.insert_range(b, b);
+                false
+            }
+            None => true,
+        },
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.ranges() {
+                set.insert_range(r.start(), r.end());
+            }
+            c.ranges().is_empty()
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            for r in c.ranges() {
+                let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
+                if lo < 0x80 {
+                    set.insert_range(lo as u8, hi.min(0x7f) as u8);
+                }
+                if hi >= 0x80 {
+                    set.insert_range(0xc2, 0xf4);
+                }
+            }
+            c.ranges().is_empty()
+        }
+        HirKind::Repetition(r) => first_bytes(&r.sub, set) || r.min == 0,
+        HirKind::Capture(c) => first_bytes(&c.sub, set),
+        HirKind::Concat(subs) => subs.iter().all(|sub| first_bytes(sub, set)),
+        HirKind::Alternation(subs) => subs
+            .iter()
+            .fold(false, |nullable, sub| first_bytes(sub, set) | nullable),
+    }
 }
 
 /// Compiled as `regex::Regex::new` compiles (same syntax, limits and match
@@ -270,7 +358,7 @@ impl RuleSet {
                 let keyword_followed_by = match field(item, "keyword_followed_by") {
                     None => None,
                     Some(Value::String(p)) if !kws.is_empty() => {
-                        Some(Regex::new(&format!("^(?:{p})")).map_err(|e| {
+                        Some(Follower::new(p).map_err(|e| {
                             format!("rule {id:?}: keyword_followed_by does not compile: {e}")
                         })?)
                     }
@@ -1430,6 +1518,53 @@ mod tests {
         let hits = r.keyword_hits(line);
         let l = Line { raw: line, hits };
         assert!(r.candidate_rules(s, Some(&l)).rules.is_empty());
+    }
+
+    #[test]
+    fn a_follower_turns_down_by_first_byte_only_what_its_regex_would() {
+        let r = shipped();
+        let mut followers: Vec<&Follower> = r
+            .set
+            .rules
+            .iter()
+            .filter_map(|x| x.keyword_followed_by.as_ref())
+            .collect();
+        let extra = [
+            Follower::new(r"\s*x|y").unwrap(),
+            Follower::new(r"(?:a?b*)+c|\w").unwrap(),
+            Follower::new(r"(?i)k").unwrap(),
+            Follower::new(r"[^a-z]").unwrap(),
+        ];
+        followers.extend(extra.iter());
+        assert!(Follower::new("a*").unwrap().first.is_none());
+        let mut rests: Vec<String> = (0u32..0x3000)
+            .filter_map(char::from_u32)
+            .map(|c| format!("{c}abc1:"))
+            .collect();
+        rests.extend(
+            [
+                "",
+                "=",
+                " =x",
+                "\u{a0}= secret",
+                "\u{212a}",
+                "ſ",
+                "1ab",
+                "A",
+                "0f",
+            ]
+            .map(String::from),
+        );
+        for f in followers {
+            for rest in &rests {
+                assert_eq!(
+                    f.is_match(rest),
+                    f.regex.is_match(rest),
+                    "{:?} on {rest:?}",
+                    f.regex
+                );
+            }
+        }
     }
 
     #[test]
