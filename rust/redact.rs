@@ -537,14 +537,27 @@ fn shannon_entropy(s: &str) -> f64 {
             })
             .sum()
     };
+    // Counts are added in ascending character order, so the sum is the same in every run.
     let repeated = if s.is_ascii() {
         let mut counts = [0u32; 128];
         for c in s.bytes() {
             counts[usize::from(c & 0x7f)] += 1;
         }
-        sum(&mut counts.into_iter())
+        // Only the characters seen twice or more, without a pass over all 128 counts.
+        let mut repeated_chars = 0u128;
+        for c in s.bytes() {
+            let k = usize::from(c & 0x7f);
+            repeated_chars |= u128::from(counts[k] > 1) << k;
+        }
+        sum(&mut std::iter::from_fn(|| {
+            (repeated_chars != 0).then(|| {
+                let k = repeated_chars.trailing_zeros() as usize;
+                repeated_chars &= repeated_chars - 1;
+                counts[k]
+            })
+        }))
     } else {
-        let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
+        let mut counts: std::collections::BTreeMap<char, u32> = std::collections::BTreeMap::new();
         for c in s.chars() {
             *counts.entry(c).or_insert(0) += 1;
         }
@@ -1787,6 +1800,38 @@ mod tests {
             assert!((shannon_entropy(s) - plain(s)).abs() < 1e-12, "{s}");
         }
         assert_eq!(shannon_entropy("abcdefgh"), 3.0);
+        // Bit for bit what adding every count in character order gives.
+        let ordered = |s: &str| {
+            let n = s.chars().count().max(1) as f64;
+            let mut counts = std::collections::BTreeMap::new();
+            for c in s.chars() {
+                *counts.entry(c).or_insert(0u32) += 1;
+            }
+            let repeated: f64 = counts
+                .into_values()
+                .filter(|&c| c > 1)
+                .map(|c| f64::from(c) * f64::from(c).log2())
+                .sum();
+            n.log2() - repeated / n
+        };
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for len in 0..300 {
+            let s: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b"aab0~zZ9\x7f\x00 QQQq"[(x % 15) as usize])
+                })
+                .collect();
+            assert_eq!(
+                shannon_entropy(&s).to_bits(),
+                ordered(&s).to_bits(),
+                "{s:?}"
+            );
+        }
+        let long = "ab".repeat(300) + "é";
+        assert_eq!(shannon_entropy(&long).to_bits(), ordered(&long).to_bits());
     }
 
     #[test]
