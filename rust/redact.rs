@@ -971,6 +971,11 @@ impl Redactor {
 
     fn marker(&self, rule_id: &str, secret: &[u8]) -> String {
         let mut m = String::with_capacity(MARKER_PREFIX.len() + rule_id.len() + 20);
+        self.push_marker(&mut m, rule_id, secret);
+        m
+    }
+
+    fn push_marker(&self, m: &mut String, rule_id: &str, secret: &[u8]) {
         m.push_str(MARKER_PREFIX);
         m.push_str(rule_id);
         if let Mode::Hash(key) = &self.mode {
@@ -985,7 +990,6 @@ impl Redactor {
             }
         }
         m.push(']');
-        m
     }
 
     /// Every keyword occurrence in `text`: (start, end, pattern), sorted by start.
@@ -1203,7 +1207,7 @@ impl Redactor {
         let mut at = 0;
         for &(a, b, r) in &spans {
             out.push_str(&s[at..a]);
-            out.push_str(&self.marker(&self.set.rules[r].id, &s.as_bytes()[a..b]));
+            self.push_marker(&mut out, &self.set.rules[r].id, &s.as_bytes()[a..b]);
             counts[r] += 1;
             at = b;
         }
