@@ -8,7 +8,11 @@
 //! (followed, for rules with `keyword_followed_by`, by what their regex needs
 //! next) and, for keyword-less rules such as card numbers, only when it has
 //! their digit shape; member names are filtered by their last three
-//! normalized letters before the full check.
+//! normalized letters before the full check. A rule's regex runs only where
+//! its matches can lie (`Reach`, read from the regex): anchored at its
+//! keyword occurrences when every match starts with a keyword, near the
+//! digits when every match holds one and is bounded in length, else over
+//! the whole string.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
