@@ -8,13 +8,21 @@
 //! (followed, for rules with `keyword_followed_by`, by what their regex needs
 //! next) and, for keyword-less rules such as card numbers, only when it has
 //! their digit shape; member names are filtered by their last three
-//! normalized letters before the full check.
+//! normalized letters before the full check. A rule's regex runs only where
+//! its matches can lie (`Reach`, read from the regex): anchored at its
+//! keyword occurrences when every match starts with a keyword, near the
+//! digits when every match holds one and is bounded in length, else over
+//! the whole string.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
 use hmac::{KeyInit, Mac};
 use regex::Regex;
+use regex_automata::util::syntax;
+use regex_automata::{meta, Anchored, Input, Match};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::canon;
 use crate::digest::push_hex;
@@ -37,15 +45,183 @@ enum Checksum {
 
 struct Rule {
     id: String,
-    regex: Regex,
+    regex: meta::Regex,
     /// Index of the `secret` capture group, when the rule marks one.
     secret: Option<usize>,
     entropy: Option<f64>,
     checksum: Option<Checksum>,
     /// Keyword-less rules run only on strings with at least this many digits.
     min_digits: usize,
-    /// What must follow a keyword for the occurrence to count (anchored).
-    keyword_followed_by: Option<Regex>,
+    /// What must follow a keyword for the occurrence to count.
+    keyword_followed_by: Option<Follower>,
+    reach: Reach,
+}
+
+/// Where a rule's matches can lie, read from its regex: searching only there
+/// finds exactly the matches a search over the whole string finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Anywhere,
+    /// Every match starts with one of the rule's keywords: searched anchored
+    /// at their occurrences, not across the string.
+    AtKeyword,
+    /// Every match holds a digit and is at most this many bytes long:
+    /// searched only that close to digits.
+    NearDigits(usize),
+}
+
+/// A rule's `keyword_followed_by`: a regex anchored where the keyword ends,
+/// with the bytes its match can begin with, so most occurrences are turned
+/// down without running it.
+struct Follower {
+    regex: Regex,
+    /// `None` when the regex can match the empty string.
+    first: Option<ByteSet>,
+}
+
+impl Follower {
+    fn new(pattern: &str) -> Result<Follower, String> {
+        let hir = syntax::parse_with(pattern, &syntax::Config::new().utf8(true))
+            .map_err(|e| e.to_string())?;
+        let regex = Regex::new(&format!("^(?:{pattern})")).map_err(|e| e.to_string())?;
+        let mut first = ByteSet::default();
+        let nullable = first_bytes(&hir, &mut first);
+        Ok(Follower {
+            regex,
+            first: (!nullable).then_some(first),
+        })
+    }
+
+    fn is_match(&self, rest: &str) -> bool {
+        match &self.first {
+            Some(first) => {
+                rest.as_bytes().first().is_some_and(|&b| first.contains(b))
+                    && self.regex.is_match(rest)
+            }
+            None => self.regex.is_match(rest),
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert_range(&mut self, lo: u8, hi: u8) {
+        for b in lo..=hi {
+            self.0[usize::from(b / 64)] |= 1 << (b % 64);
+        }
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b / 64)] & (1 << (b % 64)) != 0
+    }
+}
+
+/// Adds to `set` every byte a match of `hir` can begin with (a superset: a
+/// class reaching past ASCII adds every UTF-8 lead byte); returns whether
+/// `hir` can match the empty string, when what follows it may begin a match too.
+fn first_bytes(hir: &Hir, set: &mut ByteSet) -> bool {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(l) => match l.0.first() {
+            Some(&b) => {
+                set.insert_range(b, b);
+                false
+            }
+            None => true,
+        },
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.ranges() {
+                set.insert_range(r.start(), r.end());
+            }
+            c.ranges().is_empty()
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            for r in c.ranges() {
+                let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
+                if lo < 0x80 {
+                    set.insert_range(lo as u8, hi.min(0x7f) as u8);
+                }
+                if hi >= 0x80 {
+                    set.insert_range(0xc2, 0xf4);
+                }
+            }
+            c.ranges().is_empty()
+        }
+        HirKind::Repetition(r) => first_bytes(&r.sub, set) || r.min == 0,
+        HirKind::Capture(c) => first_bytes(&c.sub, set),
+        HirKind::Concat(subs) => subs.iter().all(|sub| first_bytes(sub, set)),
+        HirKind::Alternation(subs) => subs
+            .iter()
+            .fold(false, |nullable, sub| first_bytes(sub, set) | nullable),
+    }
+}
+
+/// Compiled as `regex::Regex::new` compiles (same syntax, limits and match
+/// semantics), with the parsed pattern for `Reach`.
+fn compile(pattern: &str) -> Result<(meta::Regex, Hir), String> {
+    let syntax = syntax::Config::new().utf8(true);
+    let hir = syntax::parse_with(pattern, &syntax).map_err(|e| e.to_string())?;
+    let regex = meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(10 << 20))
+                .hybrid_cache_capacity(2 << 20)
+                .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                .utf8_empty(true),
+        )
+        .syntax(syntax)
+        .build(pattern)
+        .map_err(|e| e.to_string())?;
+    Ok((regex, hir))
+}
+
+impl Reach {
+    fn of(hir: &Hir, keywords: &[String], min_digits: usize) -> Reach {
+        // A finite prefix set: every match begins with one of these literals.
+        let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+        let starts_with_keyword = |lit: &[u8]| {
+            keywords.iter().any(|k| {
+                lit.get(..k.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(k.as_bytes()))
+            })
+        };
+        let at_keyword = prefixes.literals().is_some_and(|lits| {
+            !lits.is_empty() && lits.iter().all(|l| starts_with_keyword(l.as_bytes()))
+        });
+        if at_keyword {
+            return Reach::AtKeyword;
+        }
+        match hir.properties().maximum_len() {
+            Some(len) if min_digits > 0 && needs_digit(hir) => Reach::NearDigits(len),
+            _ => Reach::Anywhere,
+        }
+    }
+}
+
+/// Whether every string `hir` matches holds an ASCII digit.
+fn needs_digit(hir: &Hir) -> bool {
+    let digits = |lo: u32, hi: u32| {
+        (u32::from(b'0')..=u32::from(b'9')).contains(&lo)
+            && (u32::from(b'0')..=u32::from(b'9')).contains(&hi)
+    };
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(l) => l.0.iter().any(u8::is_ascii_digit),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .all(|r| digits(u32::from(r.start()), u32::from(r.end()))),
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .all(|r| digits(u32::from(r.start()), u32::from(r.end()))),
+        HirKind::Repetition(r) => r.min >= 1 && needs_digit(&r.sub),
+        HirKind::Capture(c) => needs_digit(&c.sub),
+        HirKind::Concat(subs) => subs.iter().any(needs_digit),
+        HirKind::Alternation(subs) => subs.iter().all(needs_digit),
+    }
 }
 
 /// A compiled rule file (or several merged).
@@ -157,9 +333,11 @@ impl RuleSet {
                 let pattern = field(item, "regex")
                     .and_then(Value::as_str)
                     .ok_or_else(|| format!("rule {id:?}: needs a string \"regex\""))?;
-                let regex = Regex::new(pattern)
+                let (regex, hir) = compile(pattern)
                     .map_err(|e| format!("rule {id:?}: regex does not compile: {e}"))?;
-                let secret = regex.capture_names().position(|n| n == Some("secret"));
+                let secret = regex
+                    .group_info()
+                    .to_index(regex_automata::PatternID::ZERO, "secret");
                 let entropy = match field(item, "entropy") {
                     None => None,
                     Some(Value::Number(x)) => Some(*x),
@@ -184,7 +362,7 @@ impl RuleSet {
                 let keyword_followed_by = match field(item, "keyword_followed_by") {
                     None => None,
                     Some(Value::String(p)) if !kws.is_empty() => {
-                        Some(Regex::new(&format!("^(?:{p})")).map_err(|e| {
+                        Some(Follower::new(p).map_err(|e| {
                             format!("rule {id:?}: keyword_followed_by does not compile: {e}")
                         })?)
                     }
@@ -206,6 +384,7 @@ impl RuleSet {
                     }
                 };
                 let idx = rules.len();
+                let reach = Reach::of(&hir, &kws, min_digits);
                 for k in kws {
                     if k.is_empty() {
                         return Err(format!("rule {id:?}: empty keyword"));
@@ -220,6 +399,7 @@ impl RuleSet {
                     checksum,
                     min_digits,
                     keyword_followed_by,
+                    reach,
                 });
             }
         }
@@ -349,20 +529,39 @@ fn is_marker(s: &str) -> bool {
 /// (secrets are mostly such, so few logarithms are taken).
 fn shannon_entropy(s: &str) -> f64 {
     let n = s.chars().count().max(1) as f64;
+    // c·log2(c) for small counts, computed once (the same values, so the same sums).
+    static C_LOG2_C: std::sync::LazyLock<[f64; 256]> =
+        std::sync::LazyLock::new(|| std::array::from_fn(|c| (c as f64) * (c as f64).log2()));
     let sum = |counts: &mut dyn Iterator<Item = u32>| -> f64 {
         counts
             .filter(|&c| c > 1)
-            .map(|c| f64::from(c) * f64::from(c).log2())
+            .map(|c| match C_LOG2_C.get(c as usize) {
+                Some(&x) => x,
+                None => f64::from(c) * f64::from(c).log2(),
+            })
             .sum()
     };
+    // Counts are added in ascending character order, so the sum is the same in every run.
     let repeated = if s.is_ascii() {
         let mut counts = [0u32; 128];
         for c in s.bytes() {
             counts[usize::from(c & 0x7f)] += 1;
         }
-        sum(&mut counts.into_iter())
+        // Only the characters seen twice or more, without a pass over all 128 counts.
+        let mut repeated_chars = 0u128;
+        for c in s.bytes() {
+            let k = usize::from(c & 0x7f);
+            repeated_chars |= u128::from(counts[k] > 1) << k;
+        }
+        sum(&mut std::iter::from_fn(|| {
+            (repeated_chars != 0).then(|| {
+                let k = repeated_chars.trailing_zeros() as usize;
+                repeated_chars &= repeated_chars - 1;
+                counts[k]
+            })
+        }))
     } else {
-        let mut counts: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
+        let mut counts: std::collections::BTreeMap<char, u32> = std::collections::BTreeMap::new();
         for c in s.chars() {
             *counts.entry(c).or_insert(0) += 1;
         }
@@ -634,6 +833,16 @@ impl KeywordScanner {
     }
 }
 
+/// What `candidate_rules` found for a string.
+struct Candidates {
+    /// Rule indexes, sorted.
+    rules: Vec<usize>,
+    /// For `Reach::AtKeyword` rules, where their keyword occurrences start, as (rule, start), sorted.
+    starts: Vec<(usize, usize)>,
+    /// The string's digit shape, when it was worth taking.
+    shape: Option<DigitShape>,
+}
+
 /// The raw line an event was parsed from, with its keyword hits.
 struct Line<'r> {
     raw: &'r [u8],
@@ -655,6 +864,8 @@ struct DigitShape {
     run: usize,
     /// Two capitals then two digits (spaces removed): how an IBAN starts.
     iban_start: bool,
+    /// From the first digit to the end of the last run: every digit lies inside.
+    span: (usize, usize),
 }
 
 /// Digits in `b`; counted in `u8` lanes (255 bytes cannot overflow them), which vectorizes.
@@ -684,6 +895,7 @@ impl DigitShape {
     fn of(s: &str) -> DigitShape {
         let b = s.as_bytes();
         let (mut digits, mut best, mut iban_start) = (0, 0, false);
+        let mut span = (usize::MAX, 0);
         let mut i = 0;
         while let Some(first) = next_digit(b, i) {
             // Two capitals then two digits, ignoring spaces: how an IBAN starts.
@@ -708,13 +920,35 @@ impl DigitShape {
             }
             digits += run;
             best = best.max(run);
+            span = (span.0.min(first), j);
             i = j;
         }
         DigitShape {
             digits,
             run: best,
             iban_start,
+            span,
         }
+    }
+
+    /// The byte range of `s` holding everything within `reach` bytes of a
+    /// digit, on character boundaries: a match that holds a digit and is at
+    /// most `reach` bytes long lies inside it. `None` without digits.
+    fn window(&self, s: &str, reach: usize) -> Option<(usize, usize)> {
+        let (first, end) = self.span;
+        if first >= end {
+            return None;
+        }
+        // A match holding the digit at d starts after d - reach and ends by d + reach.
+        let mut lo = (first + 1).saturating_sub(reach);
+        let mut hi = (end - 1 + reach).min(s.len());
+        while !s.is_char_boundary(lo) {
+            lo -= 1;
+        }
+        while !s.is_char_boundary(hi) {
+            hi += 1;
+        }
+        Some((lo, hi))
     }
 
     /// Whether a keyword-less rule can possibly match: its digit count, plus
@@ -741,6 +975,11 @@ impl Redactor {
 
     fn marker(&self, rule_id: &str, secret: &[u8]) -> String {
         let mut m = String::with_capacity(MARKER_PREFIX.len() + rule_id.len() + 20);
+        self.push_marker(&mut m, rule_id, secret);
+        m
+    }
+
+    fn push_marker(&self, m: &mut String, rule_id: &str, secret: &[u8]) {
         m.push_str(MARKER_PREFIX);
         m.push_str(rule_id);
         if let Mode::Hash(key) = &self.mode {
@@ -755,7 +994,6 @@ impl Redactor {
             }
         }
         m.push(']');
-        m
     }
 
     /// Every keyword occurrence in `text`: (start, end, pattern), sorted by start.
@@ -841,17 +1079,23 @@ impl Redactor {
 
     /// The rules worth trying on `s`: those with a keyword inside it, and
     /// keyword-less rules whose necessary digit shape `s` has.
-    fn candidate_rules(&self, s: &str, line: Option<&Line<'_>>) -> Vec<usize> {
+    fn candidate_rules(&self, s: &str, line: Option<&Line<'_>>) -> Candidates {
         let mut cands = Vec::new();
-        // `end` is where the keyword occurrence ends in `s`.
-        let add = |pattern: usize, end: usize, cands: &mut Vec<usize>| {
+        let mut starts = Vec::new();
+        // The occurrence is `s[start..end]`.
+        let mut add = |pattern: usize, start: usize, end: usize, cands: &mut Vec<usize>| {
             for &r in &self.set.pattern_rules[pattern] {
-                let followed = || match &self.set.rules[r].keyword_followed_by {
+                let rule = &self.set.rules[r];
+                let followed = || match &rule.keyword_followed_by {
                     None => true,
                     Some(next) => s.get(end..).is_some_and(|rest| next.is_match(rest)),
                 };
-                if !cands.contains(&r) && followed() {
+                let anchored = rule.reach == Reach::AtKeyword;
+                if (anchored || !cands.contains(&r)) && followed() {
                     cands.push(r);
+                    if anchored {
+                        starts.push((r, start));
+                    }
                 }
             }
         };
@@ -864,34 +1108,40 @@ impl Redactor {
                         break;
                     }
                     if end <= b {
-                        add(pattern, end - a, &mut cands);
+                        add(pattern, start - a, end - a, &mut cands);
                     }
                 }
             }
             None => {
-                for (_, end, pattern) in self.keyword_hits(s.as_bytes()) {
-                    add(pattern, end, &mut cands);
+                for (start, end, pattern) in self.keyword_hits(s.as_bytes()) {
+                    add(pattern, start, end, &mut cands);
                 }
             }
         }
         // Counting digits vectorizes; the finer shape is only worth it past the minimum.
+        let mut shape = None;
         if !self.set.digit_rules.is_empty()
             && s.len() >= self.set.min_digits
             && count_digits(s.as_bytes()) >= self.set.min_digits
         {
-            let shape = DigitShape::of(s);
-            {
-                cands.extend(
-                    self.set
-                        .digit_rules
-                        .iter()
-                        .filter(|&&r| shape.admits(&self.set.rules[r])),
-                );
-            }
+            let digits = DigitShape::of(s);
+            cands.extend(
+                self.set
+                    .digit_rules
+                    .iter()
+                    .filter(|&&r| digits.admits(&self.set.rules[r])),
+            );
+            shape = Some(digits);
         }
         cands.sort_unstable();
         cands.dedup();
-        cands
+        starts.sort_unstable();
+        starts.dedup();
+        Candidates {
+            rules: cands,
+            starts,
+            shape,
+        }
     }
 
     fn redact_str(
@@ -903,7 +1153,11 @@ impl Redactor {
         if s.len() < 4 || is_marker(s) {
             return None;
         }
-        let cands = self.candidate_rules(s, line);
+        let Candidates {
+            rules: cands,
+            starts,
+            mut shape,
+        } = self.candidate_rules(s, line);
         if cands.is_empty() {
             return None;
         }
@@ -925,11 +1179,11 @@ impl Redactor {
         };
         for r in cands {
             let rule = &self.set.rules[r];
-            let mut consider = |m: regex::Match<'_>| {
+            let mut consider = |m: Match| {
                 if m.is_empty() || overlaps(&taken, m.start(), m.end()) {
                     return;
                 }
-                let text = m.as_str();
+                let text = &s[m.range()];
                 if rule.entropy.is_some_and(|min| shannon_entropy(text) < min) {
                     return;
                 }
@@ -943,15 +1197,7 @@ impl Redactor {
                     taken.push((m.start(), m.end(), Some(r)));
                 }
             };
-            // Capture groups take a second engine over each match: only for a `secret` group.
-            match rule.secret {
-                Some(g) => rule
-                    .regex
-                    .captures_iter(s)
-                    .filter_map(|caps| caps.get(g).or_else(|| caps.get(0)))
-                    .for_each(&mut consider),
-                None => rule.regex.find_iter(s).for_each(&mut consider),
-            }
+            search_rule(r, rule, s, &starts, &mut shape, &mut consider);
         }
         let mut spans: Vec<(usize, usize, usize)> = taken
             .into_iter()
@@ -965,13 +1211,89 @@ impl Redactor {
         let mut at = 0;
         for &(a, b, r) in &spans {
             out.push_str(&s[at..a]);
-            out.push_str(&self.marker(&self.set.rules[r].id, &s.as_bytes()[a..b]));
+            self.push_marker(&mut out, &self.set.rules[r].id, &s.as_bytes()[a..b]);
             counts[r] += 1;
             at = b;
         }
         out.push_str(&s[at..]);
         Some((out, spans.len() as u64))
     }
+}
+
+/// Every match of rule `r` in `s`, as `search_all` over the whole string
+/// finds them, looked for only where its `Reach` says they can be. `starts`
+/// are where the keyword occurrences of `Reach::AtKeyword` rules start.
+fn search_rule(
+    r: usize,
+    rule: &Rule,
+    s: &str,
+    starts: &[(usize, usize)],
+    shape: &mut Option<DigitShape>,
+    found: &mut impl FnMut(Match),
+) {
+    match rule.reach {
+        Reach::AtKeyword => {
+            let first = starts.partition_point(|&(x, _)| x < r);
+            let mut from = 0;
+            for &(_, at) in starts[first..].iter().take_while(|&&(x, _)| x == r) {
+                if at < from {
+                    continue; // inside the previous match, as a search along `s` would skip it
+                }
+                let input = Input::new(s).range(at..).anchored(Anchored::Yes);
+                if let Some(end) = search_once(rule, &input, found) {
+                    from = end;
+                }
+            }
+        }
+        Reach::NearDigits(len) => {
+            let shape = shape.get_or_insert_with(|| DigitShape::of(s));
+            if let Some((lo, hi)) = shape.window(s, len) {
+                search_all(rule, Input::new(s).range(lo..hi), found);
+            }
+        }
+        Reach::Anywhere => search_all(rule, Input::new(s), found),
+    }
+}
+
+/// Every match of `rule` in `input`, leftmost-first and non-overlapping, as
+/// its `secret` group (or the whole match when the group did not take part).
+fn search_all(rule: &Rule, input: Input<'_>, found: &mut impl FnMut(Match)) {
+    // Capture groups take a second engine over each match: only for a `secret` group.
+    match rule.secret {
+        Some(g) => {
+            for caps in rule.regex.captures_iter(input) {
+                if let Some(m) = secret_of(&caps, g) {
+                    found(m);
+                }
+            }
+        }
+        None => rule.regex.find_iter(input).for_each(found),
+    }
+}
+
+/// The first match of `rule` in `input` (anchored or not), given to `found`
+/// as in `search_all`; returns where the whole match ends.
+fn search_once(rule: &Rule, input: &Input<'_>, found: &mut impl FnMut(Match)) -> Option<usize> {
+    match rule.secret {
+        Some(g) => {
+            let mut caps = rule.regex.create_captures();
+            rule.regex.search_captures(input, &mut caps);
+            let end = caps.get_match()?.end();
+            found(secret_of(&caps, g)?);
+            Some(end)
+        }
+        None => {
+            let m = rule.regex.search(input)?;
+            found(m);
+            Some(m.end())
+        }
+    }
+}
+
+fn secret_of(caps: &regex_automata::util::captures::Captures, g: usize) -> Option<Match> {
+    let whole = caps.get_match()?;
+    let span = caps.get_group(g).unwrap_or(whole.span());
+    Some(Match::new(whole.pattern(), span))
 }
 
 impl crate::pipeline::Redactor for Redactor {
@@ -1216,7 +1538,54 @@ mod tests {
         let s = members[0].1.as_str().unwrap();
         let hits = r.keyword_hits(line);
         let l = Line { raw: line, hits };
-        assert!(r.candidate_rules(s, Some(&l)).is_empty());
+        assert!(r.candidate_rules(s, Some(&l)).rules.is_empty());
+    }
+
+    #[test]
+    fn a_follower_turns_down_by_first_byte_only_what_its_regex_would() {
+        let r = shipped();
+        let mut followers: Vec<&Follower> = r
+            .set
+            .rules
+            .iter()
+            .filter_map(|x| x.keyword_followed_by.as_ref())
+            .collect();
+        let extra = [
+            Follower::new(r"\s*x|y").unwrap(),
+            Follower::new(r"(?:a?b*)+c|\w").unwrap(),
+            Follower::new(r"(?i)k").unwrap(),
+            Follower::new(r"[^a-z]").unwrap(),
+        ];
+        followers.extend(extra.iter());
+        assert!(Follower::new("a*").unwrap().first.is_none());
+        let mut rests: Vec<String> = (0u32..0x3000)
+            .filter_map(char::from_u32)
+            .map(|c| format!("{c}abc1:"))
+            .collect();
+        rests.extend(
+            [
+                "",
+                "=",
+                " =x",
+                "\u{a0}= secret",
+                "\u{212a}",
+                "ſ",
+                "1ab",
+                "A",
+                "0f",
+            ]
+            .map(String::from),
+        );
+        for f in followers {
+            for rest in &rests {
+                assert_eq!(
+                    f.is_match(rest),
+                    f.regex.is_match(rest),
+                    "{:?} on {rest:?}",
+                    f.regex
+                );
+            }
+        }
     }
 
     #[test]
@@ -1285,6 +1654,136 @@ mod tests {
         }
     }
 
+    fn shipped() -> Redactor {
+        let shipped = std::fs::read("python/agent_bom/data/redaction-rules.json").unwrap();
+        Redactor::new(RuleSet::from_json(&[&shipped]).unwrap(), Mode::Mask)
+    }
+
+    #[test]
+    fn reach_is_read_from_the_regex() {
+        let r = shipped();
+        let reach = |id: &str| r.set.rules.iter().find(|x| x.id == id).unwrap().reach;
+        // Literal prefixes that are keywords, case variants included.
+        for id in [
+            "github-pat",
+            "aws-access-key-id",
+            "slack-token",
+            "bearer-token",
+            "basic-auth",
+        ] {
+            assert_eq!(reach(id), Reach::AtKeyword, "{id}");
+        }
+        // A keyword inside the match ("://", "@", "t3blbkfj"), or a prefix no keyword starts.
+        for id in [
+            "url-credentials",
+            "email",
+            "openai-api-key",
+            "generic-secret-assignment",
+        ] {
+            assert_eq!(reach(id), Reach::Anywhere, "{id}");
+        }
+        assert_eq!(reach("us-ssn"), Reach::NearDigits(11));
+        assert!(matches!(reach("payment-card"), Reach::NearDigits(n) if n >= 19));
+        // The IBAN regex guarantees two digits, not eight: one is enough for a window.
+        assert!(matches!(reach("iban"), Reach::NearDigits(_)));
+        let hir = |p: &str| compile(p).unwrap().1;
+        assert!(!needs_digit(&hir(r"[0-9]*x")) && !needs_digit(&hir(r"1|a")));
+        assert!(needs_digit(&hir(r"(?:a|b)(?:1|[0-9]{2})")) && needs_digit(&hir(r"[0-5]+")));
+        // `\d` is Unicode: other digits may stand for it, so it is no ASCII digit.
+        assert!(!needs_digit(&hir(r"\d")));
+    }
+
+    /// Every candidate rule's matches in `s`, searched where its reach says
+    /// and over the whole string, must be the same.
+    fn assert_reach_finds_all(r: &Redactor, s: &str) {
+        let Candidates {
+            rules,
+            starts,
+            mut shape,
+        } = r.candidate_rules(s, None);
+        for rule_index in rules {
+            let rule = &r.set.rules[rule_index];
+            let (mut narrow, mut whole) = (Vec::new(), Vec::new());
+            search_rule(rule_index, rule, s, &starts, &mut shape, &mut |m| {
+                narrow.push(m.range())
+            });
+            search_all(rule, Input::new(s), &mut |m| whole.push(m.range()));
+            assert_eq!(narrow, whole, "{} in {s:?}", rule.id);
+        }
+    }
+
+    #[test]
+    fn digit_windows_reach_as_far_as_the_longest_match() {
+        // Matches as long as the regex allows, with the digit at either end.
+        let rules = br#"{"rules":[
+          {"id":"tail","min_digits":1,"regex":"[a-z]{0,5}[0-9]"},
+          {"id":"head","min_digits":1,"regex":"[0-9][a-z]{0,5}"},
+          {"id":"far","min_digits":2,"regex":"\\b[0-9]x{0,9}\\u00e9{0,3}[0-9]"}]}"#;
+        let r = Redactor::new(RuleSet::from_json(&[rules]).unwrap(), Mode::Mask);
+        assert!(r
+            .set
+            .rules
+            .iter()
+            .all(|x| matches!(x.reach, Reach::NearDigits(_))));
+        for s in [
+            "abcdefgh1",
+            "1abcdefgh",
+            "zz1zzzzzz2zzzzzz",
+            "9xxxxxxxxxéé8",
+            "9xxxxxxxxxééé8 and 7xxxxxxxxxééé6",
+            "é1éabcde",
+        ] {
+            assert_reach_finds_all(&r, s);
+        }
+    }
+
+    #[test]
+    fn searching_where_reach_says_finds_what_a_whole_string_search_finds() {
+        let r = shipped();
+        let pieces = [
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "GHP_",
+            "ghp_",
+            "ghp_ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "AKIA",
+            "AKIAABCDEFGHIJKLMNOP",
+            "akiaABCDEFGHIJKLMNOP",
+            "xoxb-1234567890-abcdefghij",
+            "Bearer abcdefghijklmnopqrstuvwxyz012345",
+            "BEARER ",
+            "basic dXNlcjpwYXNzd29yZDEyMw==",
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "123-45-6789",
+            "GB82 WEST 1234 5698 7654 32",
+            "GB82WEST12345698765432",
+            "0",
+            "7",
+            "-",
+            " ",
+            "a",
+            "Z",
+            "_",
+            "é",
+            "ſ",
+            "\u{212a}",
+            "[REDACTED:x]",
+            "dev@corp.example.com",
+            "https://u:p4ss@h.example.com",
+        ];
+        let mut x: u64 = 0x853c_49e6_748f_ea9b;
+        for round in 0..3000 {
+            let mut s = String::new();
+            for _ in 0..(round % 24) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            assert_reach_finds_all(&r, &s);
+        }
+    }
+
     #[test]
     fn entropy_is_shannons() {
         let plain = |s: &str| {
@@ -1309,6 +1808,38 @@ mod tests {
             assert!((shannon_entropy(s) - plain(s)).abs() < 1e-12, "{s}");
         }
         assert_eq!(shannon_entropy("abcdefgh"), 3.0);
+        // Bit for bit what adding every count in character order gives.
+        let ordered = |s: &str| {
+            let n = s.chars().count().max(1) as f64;
+            let mut counts = std::collections::BTreeMap::new();
+            for c in s.chars() {
+                *counts.entry(c).or_insert(0u32) += 1;
+            }
+            let repeated: f64 = counts
+                .into_values()
+                .filter(|&c| c > 1)
+                .map(|c| f64::from(c) * f64::from(c).log2())
+                .sum();
+            n.log2() - repeated / n
+        };
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        for len in 0..300 {
+            let s: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b"aab0~zZ9\x7f\x00 QQQq"[(x % 15) as usize])
+                })
+                .collect();
+            assert_eq!(
+                shannon_entropy(&s).to_bits(),
+                ordered(&s).to_bits(),
+                "{s:?}"
+            );
+        }
+        let long = "ab".repeat(300) + "é";
+        assert_eq!(shannon_entropy(&long).to_bits(), ordered(&long).to_bits());
     }
 
     #[test]
