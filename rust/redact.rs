@@ -414,7 +414,23 @@ impl RuleSet {
                 }
             }
         }
-        let prefilter = KeywordScanner::new(patterns.into_iter().map(String::into_bytes).collect());
+        let keyword_count = patterns.len();
+        // Without its automaton no keyword rule would ever run: refuse the set instead.
+        let prefilter = match keyword_count {
+            0 => None,
+            _ => Some(
+                KeywordScanner::new(patterns.into_iter().map(String::into_bytes).collect())
+                    .ok_or_else(|| {
+                        format!(
+                            "the rules' {keyword_count} distinct keywords are too many for the \
+                             keyword prefilter (its automaton over their first {PREFIX_LEN} \
+                             bytes is limited to {} cells): give rules fewer, longer or shared \
+                             keywords",
+                            1 << 16
+                        )
+                    })?,
+            ),
+        };
         let digit_rules: Vec<usize> = (0..rules.len())
             .filter(|&i| rules[i].min_digits > 0)
             .collect();

@@ -302,6 +302,27 @@ def test_an_extra_rules_file_with_a_broken_regex_is_a_config_error_naming_the_ru
         agent_bom.redact({"a": "x"}, rules=rules)
 
 
+def test_a_rules_file_with_more_keywords_than_the_prefilter_holds_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Refused at load, naming the problem: a keyword rule that can never run would let
+    its secrets through silently."""
+    import itertools
+    import string
+
+    words = [
+        "".join(p) for p in itertools.product(string.ascii_lowercase + string.digits, repeat=3)
+    ]
+    rules = tmp_path / "huge.json"
+    rules.write_text(
+        json.dumps(
+            {"rules": [{"id": "many-words", "keywords": words[:4000], "regex": "zz(?P<secret>q+)"}]}
+        )
+    )
+    with pytest.raises(agent_bom.ConfigError, match="too many for the keyword prefilter"):
+        agent_bom.redact({"a": "x"}, rules=rules)
+
+
 @pytest.mark.parametrize(("mode", "key"), [("mask", None), ("hash", KEY)])
 def test_core_and_pure_python_reference_agree_on_the_whole_corpus(
     mode: str, key: bytes | None, reference: ReferenceRedactor
