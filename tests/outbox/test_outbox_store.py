@@ -279,3 +279,35 @@ def test_insert_many_round_trips_awkward_values(store: OutboxStore) -> None:
             tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in cur.fetchall()
         ]
     assert got == rows
+
+
+def test_sqlite_reads_neither_wait_for_nor_hold_up_the_writer(tmp_path: Path) -> None:
+    """Reads (list_rows, stats, the server's event pages, token lookups) run on each
+    thread's own connection: a write transaction in progress does not hold them up,
+    they see the last commit, and the next read sees the writer's commit."""
+    import threading
+
+    store = open_store(str(tmp_path / "o.db"))
+    try:
+        add(store)
+        store.enqueue(events(3))
+        entered, release = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            with store.transaction() as cur:
+                cur.execute("UPDATE outbox SET attempts = 7")
+                entered.set()
+                release.wait(10)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        assert entered.wait(5)
+        started = time.monotonic()
+        rows = store.list_rows()
+        waited = time.monotonic() - started
+        release.set()
+        t.join()
+        assert waited < 1 and [r.attempts for r in rows] == [0, 0, 0]
+        assert [r.attempts for r in store.list_rows()] == [7, 7, 7]
+    finally:
+        store.close()

@@ -52,6 +52,10 @@ class SQLiteStore(OutboxStore):
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(f"cannot open the SQLite database {self.path}: {e}") from None
         self._lock = threading.RLock()
+        self._busy_timeout = busy_timeout
+        self._readers = threading.local()  # each thread's read connection
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         self._stopping = threading.Event()
         self._migrate()
@@ -124,6 +128,31 @@ class SQLiteStore(OutboxStore):
         ]
         return _DELIVERED, [orjson.dumps(rows).decode()]
 
+    @contextmanager
+    def reading(self) -> Iterator[Cursor]:
+        """A read transaction on the calling thread's own connection: WAL readers
+        neither wait for the writer nor hold it up, where a read through the write
+        connection would queue for it (and hold it while stepping through rows)."""
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout, isolation_level=None,
+                    check_same_thread=False,
+                )  # fmt: skip
+            except sqlite3.Error as e:
+                raise ConfigError(f"cannot open the SQLite database {self.path}: {e}") from None
+            self._readers.conn = conn
+            with self._readers_lock:  # not the write lock: that is what readers avoid
+                self._reader_conns.append(conn)
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            yield cur
+        finally:
+            conn.rollback()  # nothing to keep: it only read
+            cur.close()
+
     def _migrate(self) -> None:
         with self.transaction() as cur:
             cur.execute(
@@ -138,3 +167,7 @@ class SQLiteStore(OutboxStore):
             self._checkpointer.join()
         with self._lock:
             self._conn.close()
+        with self._readers_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()

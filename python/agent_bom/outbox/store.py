@@ -140,6 +140,11 @@ class OutboxStore(ABC):
     def transaction(self) -> AbstractContextManager[Cursor]:
         """A write transaction; commits on success, rolls back on error."""
 
+    def reading(self) -> AbstractContextManager[Cursor]:
+        """A read-only transaction (a consistent snapshot). PostgreSQL: an ordinary
+        transaction, since reads take no locks there."""
+        return self.transaction()
+
     def _claim_sql(self, status: str, column: str, exclude: int) -> str:
         """The statement that leases due rows of one ``status`` ordered by ``column``
         (``exclude``: how many destination placeholders)."""
@@ -259,7 +264,7 @@ class OutboxStore(ABC):
         return dest
 
     def get_destination(self, destination_id: str) -> Destination:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             cur.execute(f"SELECT {_DEST_COLUMNS} FROM destinations WHERE id = ?", (destination_id,))
             r = cur.fetchone()
         if r is None:
@@ -269,7 +274,7 @@ class OutboxStore(ABC):
         return _destination(r)
 
     def list_destinations(self, tenant_id: str | None = None) -> list[Destination]:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             if tenant_id is None:
                 cur.execute(f"SELECT {_DEST_COLUMNS} FROM destinations ORDER BY tenant_id, id")
             else:
@@ -541,7 +546,7 @@ class OutboxStore(ABC):
     # -- admin --------------------------------------------------------------------------
 
     def get_row(self, row_id: int) -> OutboxRow:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             cur.execute(f"SELECT {_ROW_COLUMNS} FROM outbox WHERE id = ?", (row_id,))
             r = cur.fetchone()
         if r is None:
@@ -568,7 +573,7 @@ class OutboxStore(ABC):
         if tenant_id is not None:
             where.append("tenant_id = ?")
             params.append(tenant_id)
-        with self.transaction() as cur:
+        with self.reading() as cur:
             cur.execute(
                 f"SELECT {_ROW_COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
                 "ORDER BY id LIMIT ?",
@@ -577,7 +582,7 @@ class OutboxStore(ABC):
             return [_row(r) for r in cur.fetchall()]
 
     def attempts(self, row_id: int) -> list[Attempt]:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             cur.execute(
                 "SELECT outbox_id, attempt, trigger, status_code, latency_ms, error, "
                 "response_excerpt, at FROM delivery_attempts WHERE outbox_id = ? ORDER BY id",
@@ -657,7 +662,7 @@ class OutboxStore(ABC):
         """Counts per status and per destination, and the age of the oldest due row."""
         at = time.time() if now is None else now
         where, params = ("WHERE o.tenant_id = ?", [tenant_id]) if tenant_id else ("", [])
-        with self.transaction() as cur:
+        with self.reading() as cur:
             cur.execute(
                 "SELECT o.destination_id, o.status, COUNT(*), MIN(o.next_attempt_at) "
                 f"FROM outbox o {where} GROUP BY o.destination_id, o.status",
@@ -688,7 +693,7 @@ class OutboxStore(ABC):
         self, tenant_id: str | None = None, *, limit: int = 100
     ) -> list[dict[str, Any]]:
         where, params = ("WHERE tenant_id = ?", [tenant_id]) if tenant_id else ("", [])
-        with self.transaction() as cur:
+        with self.reading() as cur:
             cur.execute(
                 "SELECT id, tenant_id, actor, action, subject, detail, at FROM audit_log "
                 f"{where} ORDER BY id DESC LIMIT ?",

@@ -149,7 +149,7 @@ class EventStore:
         return Tenant(tenant_id, now)
 
     def tenants(self) -> list[Tenant]:
-        with self.db.transaction() as cur:
+        with self.db.reading() as cur:
             cur.execute("SELECT id, created_at FROM tenants ORDER BY id")
             return [Tenant(r[0], float(r[1])) for r in cur.fetchall()]
 
@@ -199,7 +199,7 @@ class EventStore:
         return collector
 
     def collector(self, collector_id: str) -> Collector | None:
-        with self.db.transaction() as cur:
+        with self.db.reading() as cur:
             cur.execute(
                 "SELECT id, tenant_id, key_type, public_key, secret_enc, scope, enabled "
                 "FROM collectors WHERE id = ?",
@@ -236,7 +236,7 @@ class EventStore:
 
     def token(self, token: str) -> tuple[str, str, str] | None:
         """(token id, tenant, role) of a presented token, or None."""
-        with self.db.transaction() as cur:
+        with self.db.reading() as cur:
             cur.execute(
                 "SELECT id, tenant_id, role, token_hash FROM api_tokens WHERE token_hash = ?",
                 (token_hash(token),),
@@ -480,7 +480,7 @@ class EventStore:
         if since is not None:
             where.append("time >= ?")
             params.append(since)
-        with self.db.transaction() as cur:
+        with self.db.reading() as cur:
             cur.execute(
                 "SELECT seq, event_id, event_type, severity, time, body FROM events "
                 f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
@@ -491,7 +491,7 @@ class EventStore:
             ]
 
     def event(self, tenant_id: str, event_id: str) -> StoredEvent | None:
-        with self.db.transaction() as cur:
+        with self.db.reading() as cur:
             cur.execute(
                 "SELECT seq, event_id, event_type, severity, time, body FROM events "
                 "WHERE tenant_id = ? AND event_id = ?",
