@@ -244,7 +244,7 @@ def test_sqlite_checkpoints_in_the_background_off_the_commit_path(tmp_path: Path
 def test_insert_many_round_trips_awkward_values(store: OutboxStore) -> None:
     """PostgreSQL inserts batches with COPY: text and bytes that COPY's own format
     escapes (tabs, newlines, backslashes, \\N, NUL bytes) and NULLs come back as given."""
-    from agent_bom.server.store import EventStore
+    from agent_bom.server.store import _EVENT_COLUMNS, EventStore
 
     EventStore(store).add_tenant("acme")
     awkward = ["tab\there", "new\nline\r\n", "back\\slash \\N", "\\N", "ünï \u2028 😀", ""]
@@ -261,16 +261,7 @@ def test_insert_many_round_trips_awkward_values(store: OutboxStore) -> None:
         )
         for i, text in enumerate(awkward)
     ]
-    columns = (
-        "tenant_id",
-        "seq",
-        "event_id",
-        "event_type",
-        "severity",
-        "time",
-        "body",
-        "received_at",
-    )
+    columns = _EVENT_COLUMNS  # tenant_id, seq, event_id, event_type, severity, time, body, …
     with store.transaction() as cur:
         store.insert_many(cur, "events", columns, rows)
     with store.transaction() as cur:

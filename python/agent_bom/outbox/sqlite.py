@@ -44,7 +44,8 @@ class SQLiteStore(OutboxStore):
             )
             # 16 KiB pages for a new file (no effect on an existing one): a batch of
             # ~1 KiB events dirties a quarter of the pages, so commits write fewer WAL
-            # frames; measured ~10% less CPU per stored event and per outbox row.
+            # frames: measured ~12% less CPU to insert and commit a batch of events and to
+            # claim or finish outbox rows (3% of the whole ingest handler).
             self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
