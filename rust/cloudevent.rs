@@ -99,6 +99,10 @@ pub struct MappedAt {
     pub tenant: (usize, usize),
     /// The CloudEvent `id` as a JSON string (quotes included).
     pub id: (usize, usize),
+    /// `data.event_type` and the `severity` attribute, as raw ASCII bytes inside the
+    /// content: what the ingest store indexes, read without parsing the record again.
+    pub event_type: (usize, usize),
+    pub severity: Option<(usize, usize)>,
 }
 
 /// Reusable per-worker buffers for `map_event_into`.
@@ -476,6 +480,8 @@ pub fn map_event_into(
     };
 
     let start = out.len();
+    let type_range;
+    let mut severity_range = None;
     out.reserve(vals.len() + 512);
     out.push(b'{');
     // data (the envelope), members in JCS order.
@@ -506,7 +512,9 @@ pub fn map_event_into(
         write_member(out, &mut first, "event_id");
         write_string(out, event_id);
         write_member(out, &mut first, "event_type");
+        let type_at = out.len() + 1;
         write_plain_string(out, event_type);
+        type_range = (type_at, out.len() - 1);
         if let Some(v) = f.exposure_path_id {
             write_member(out, &mut first, "exposure_path_id");
             write_string(out, v);
@@ -548,7 +556,9 @@ pub fn map_event_into(
     let seq_at = out.len();
     if let Some(v) = f.severity {
         out.extend_from_slice(b"\"severity\":");
+        let at = out.len() + 1;
         write_plain_string(out, v);
+        severity_range = Some((at, out.len() - 1));
         out.push(b',');
     }
     out.extend_from_slice(b"\"source\":");
@@ -604,6 +614,8 @@ pub fn map_event_into(
         time: time_range,
         tenant: tenant_range,
         id: id_range,
+        event_type: type_range,
+        severity: severity_range,
     })
 }
 

@@ -35,6 +35,14 @@ pub enum Prepared {
     Rejected { code: &'static str, reason: String },
 }
 
+/// One record `append_traced` wrote: its seq and the input event it chains (None for
+/// a checkpoint).
+#[derive(Clone, Copy, Debug)]
+pub struct Written {
+    pub seq: u64,
+    pub item: Option<usize>,
+}
+
 pub struct PreparedBatch {
     processed: Processed,
     pub events: Vec<Prepared>,
@@ -117,19 +125,53 @@ impl Ledger {
     /// chained) and returns the records written, checkpoints included, as NDJSON.
     /// On error nothing changes: the state is only replaced on success.
     pub fn append(&mut self, batch: &PreparedBatch, keep: &[bool]) -> Result<Vec<u8>, StreamError> {
+        self.append_traced(batch, keep).map(|(out, _)| out)
+    }
+
+    /// `append`, also saying what each record written is, for `PreparedBatch::records`.
+    pub fn append_traced(
+        &mut self,
+        batch: &PreparedBatch,
+        keep: &[bool],
+    ) -> Result<(Vec<u8>, Vec<Written>), StreamError> {
         let mut out = Vec::with_capacity(batch.processed.content.len() + 4096);
+        let mut written = Vec::with_capacity(keep.len() + 1);
         let state = {
             let mut w = Writer::resume(&self.cfg, &mut out, &self.state);
-            for (item, &keep) in batch.processed.items.iter().zip(keep) {
+            for (i, (item, &keep)) in batch.processed.items.iter().zip(keep).enumerate() {
                 if let (Item::Event(m, redactions), true) = (item, keep) {
+                    let seq = w.seq();
                     w.event(&batch.processed.content, m, *redactions)?;
+                    written.push(Written { seq, item: Some(i) });
+                    // A checkpoint the event completed comes right after it.
+                    written.extend((seq + 1..w.seq()).map(|seq| Written { seq, item: None }));
                 }
             }
             w.flush()?;
             w.state()
         };
         self.state = state;
-        Ok(out)
+        Ok((out, written))
+    }
+
+    /// `append_traced` of each part in turn, all or nothing: on an error the state is
+    /// what it was before the first.
+    pub fn append_all(
+        &mut self,
+        parts: &[(&PreparedBatch, &[bool])],
+    ) -> Result<Vec<(Vec<u8>, Vec<Written>)>, StreamError> {
+        let saved = self.state.clone();
+        let mut done = Vec::with_capacity(parts.len());
+        for (batch, keep) in parts {
+            match self.append_traced(batch, keep) {
+                Ok(x) => done.push(x),
+                Err(e) => {
+                    self.state = saved;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Writes a checkpoint over the records since the last one (empty when none).
@@ -170,6 +212,46 @@ impl Ledger {
         ])
         .expect("distinct member names");
         crate::canon::to_vec(&v)
+    }
+}
+
+impl PreparedBatch {
+    /// What the ingest store indexes of each record in `out`, written for this batch by
+    /// `append_traced`: an event's from what `prepare` found (no second parse), a
+    /// checkpoint's read back from its line. Equal to `records(out)`, only cheaper.
+    pub fn records<'a>(
+        &self,
+        out: &'a [u8],
+        written: &[Written],
+    ) -> Result<Vec<RecordMeta<'a>>, String> {
+        let content = &self.processed.content;
+        let text = |(a, b): (usize, usize)| String::from_utf8_lossy(&content[a..b]).into_owned();
+        let mut lines = out.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+        let mut metas = Vec::with_capacity(written.len());
+        for w in written {
+            let line = lines.next().ok_or("fewer records than written")?;
+            let found = w
+                .item
+                .and_then(|i| match (&self.processed.items[i], &self.events[i]) {
+                    (Item::Event(m, _), Prepared::Event { id, .. }) => Some((m, id)),
+                    _ => None,
+                });
+            match found {
+                Some((m, id)) => metas.push(RecordMeta {
+                    seq: w.seq,
+                    id: id.clone(),
+                    event_type: text(m.event_type),
+                    severity: m.severity.map(text),
+                    time: text(m.time),
+                    line,
+                }),
+                None => metas.extend(records(line)?),
+            }
+        }
+        if lines.next().is_some() {
+            return Err("more records than written".into());
+        }
+        Ok(metas)
     }
 }
 
@@ -400,5 +482,30 @@ mod tests {
             assert_eq!(v.get("time").and_then(Value::as_str), Some(m.time.as_str()));
         }
         assert!(records(b"{\"seq\":1}\n").is_err());
+    }
+
+    #[test]
+    fn traced_records_equal_the_records_read_back() {
+        let mut ledger = Ledger::new(cfg(2), None).unwrap();
+        let mut events: Vec<Vec<u8>> = (0..4).map(event).collect();
+        // An id that needs escaping, a custom type without severity, a reject.
+        events.push(
+            br#"{"event_id":"q\"\u00e9\\","event_type":"com.example.thing.happened","created_at":"2026-05-01T10:00:00+02:00","severity":"high","tenant_id":"acme","source":"s","payload":{}}"#
+                .to_vec(),
+        );
+        events.push(b"{".to_vec());
+        let batch = ledger.prepare(&events, None).unwrap();
+        let keep = [true, false, true, true, true, false];
+        let (out, written) = ledger.append_traced(&batch, &keep).unwrap();
+        assert_eq!(
+            batch.records(&out, &written).unwrap(),
+            records(&out).unwrap()
+        );
+        assert_eq!(written.iter().filter(|w| w.item.is_none()).count(), 2);
+        // Continued on the next append: seqs go on, a checkpoint closes the window.
+        let (out, written) = ledger.append_traced(&batch, &keep).unwrap();
+        let metas = batch.records(&out, &written).unwrap();
+        assert_eq!(metas, records(&out).unwrap());
+        assert_eq!(metas[0].seq, 6);
     }
 }

@@ -317,6 +317,11 @@ impl<'w, W: Write> Writer<'w, W> {
         self.chain.clone()
     }
 
+    /// The next record's seq.
+    pub(crate) fn seq(&self) -> u64 {
+        self.chain.seq
+    }
+
     /// Seals the records since the last checkpoint now; false when there were none.
     pub(crate) fn seal(&mut self) -> Result<bool, StreamError> {
         if self.chain.since_checkpoint == 0 {

@@ -1156,38 +1156,53 @@ impl PyLedger {
 
     /// Chains the kept events like `append`; returns one tuple per record written
     /// (checkpoints included): (seq, id, event_type, severity or None, time, line).
+    /// `then`: a second batch chained whole right after (the ingest server's audit
+    /// record), in the same call.
+    #[pyo3(signature = (batch, keep, then=None))]
     fn append_records<'py>(
         &self,
         py: Python<'py>,
         batch: PyRef<'py, PyPreparedBatch>,
         keep: Vec<bool>,
+        then: Option<PyRef<'py, PyPreparedBatch>>,
     ) -> PyResult<Bound<'py, PyList>> {
         check_keep(&batch, &keep)?;
-        let inner = &batch.inner;
+        let parts: Vec<(&PreparedBatch, Vec<bool>)> = std::iter::once((&batch.inner, keep))
+            .chain(
+                then.as_deref()
+                    .map(|t| (&t.inner, vec![true; t.inner.events.len()])),
+            )
+            .collect();
         // Chaining and reading the records back need no Python objects: both run
         // without the GIL, so other requests' threads go on meanwhile.
-        let (out, metas) = py
+        let done = py
             .detach(|| -> Result<_, String> {
-                let out = self
-                    .lock()
-                    .append(inner, &keep)
-                    .map_err(|e| e.to_string())?;
-                let base = out.as_ptr() as usize;
-                let metas: Vec<_> = crate::ledger::records(&out)?
-                    .into_iter()
-                    .map(|m| {
-                        let start = m.line.as_ptr() as usize - base;
-                        let line = start..start + m.line.len();
-                        (m.seq, m.id, m.event_type, m.severity, m.time, line)
-                    })
-                    .collect();
-                Ok((out, metas))
+                let refs: Vec<(&PreparedBatch, &[bool])> =
+                    parts.iter().map(|(b, k)| (*b, k.as_slice())).collect();
+                let appended = self.lock().append_all(&refs).map_err(|e| e.to_string())?;
+                let mut done = Vec::with_capacity(parts.len());
+                for ((inner, _), (out, written)) in parts.iter().zip(appended) {
+                    let base = out.as_ptr() as usize;
+                    let metas: Vec<_> = inner
+                        .records(&out, &written)?
+                        .into_iter()
+                        .map(|m| {
+                            let start = m.line.as_ptr() as usize - base;
+                            let line = start..start + m.line.len();
+                            (m.seq, m.id, m.event_type, m.severity, m.time, line)
+                        })
+                        .collect();
+                    done.push((out, metas));
+                }
+                Ok(done)
             })
             .map_err(PyValueError::new_err)?;
         let rows = PyList::empty(py);
-        for (seq, id, event_type, severity, time, line) in metas {
-            let line = PyBytes::new(py, &out[line]);
-            rows.append((seq, id, event_type, severity, time, line))?;
+        for (out, metas) in done {
+            for (seq, id, event_type, severity, time, line) in metas {
+                let line = PyBytes::new(py, &out[line]);
+                rows.append((seq, id, event_type, severity, time, line))?;
+            }
         }
         Ok(rows)
     }
