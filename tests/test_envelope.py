@@ -20,6 +20,7 @@ from agent_bom.envelope import (
     REGISTRY_TYPES,
     PostureEvent,
     check_envelope,
+    check_envelopes,
     epoch_millis,
     example_event,
     parse_event,
@@ -250,7 +251,7 @@ def _accepts(validate: Any, event: Any) -> bool:
 def test_the_typed_fast_path_accepts_exactly_what_the_envelope_accepts(event_type: str) -> None:
     """check_envelope's one-pass validator (payload typed as the contract) may only
     ever say "valid" where PostureEvent does, on envelope and payload mutations."""
-    from agent_bom.envelope import _typed_envelope
+    from agent_bom.envelope import _batch_validator, _typed_envelope
 
     fast = _typed_envelope(event_type).validate_python
     base = {**example_event(event_type), "event_type": event_type}
@@ -267,11 +268,16 @@ def test_the_typed_fast_path_accepts_exactly_what_the_envelope_accepts(event_typ
         cases += [{**base, "payload": {**payload, key: w}} for w in wrong]
     cases.append({**base, "payload": {**payload, "unexpected": 1}})
     cases.append({**base, "payload": [payload]})
+    batch = _batch_validator().validate_python
     assert _accepts(fast, base)  # the common case takes the fast path
+    assert _accepts(batch, [base, base])
     accepted = 0
     for event in cases:
         slow_ok = _accepts(PostureEvent.model_validate, event)
-        assert _accepts(fast, event) <= slow_ok, event  # never valid where the envelope says not
+        assert _accepts(fast, event) == slow_ok or event.get("event_type") != event_type, event
+        # the batch path: never valid where the envelope says not, wherever in a batch
+        assert _accepts(batch, [base, event]) <= slow_ok, event
         assert (check_envelope(event) == []) == slow_ok, event
+        assert check_envelopes([base, event, base]) == [[], check_envelope(event), []]
         accepted += slow_ok
     assert 0 < accepted < len(cases)

@@ -35,7 +35,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError, SchemaValidator
+from pydantic_core import InitErrorDetails, PydanticCustomError, SchemaValidator, core_schema
 
 from agent_bom import _core
 from agent_bom.errors import InvalidEvent
@@ -50,6 +50,7 @@ __all__ = [
     "Problem",
     "check_cloudevent",
     "check_envelope",
+    "check_envelopes",
     "epoch_millis",
     "example_event",
     "is_custom_type",
@@ -884,25 +885,81 @@ def _problems(e: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[Pr
     return out
 
 
+def _plain(node: Any, *, keep_model: bool = False) -> Any:
+    """A copy of a pydantic core schema that validates the same input without
+    building anything: models become their field schemas (dicts, no instances) unless
+    a model validator needs the instance, and ``Opt`` members lose their Python
+    not-null hook (absent keeps the default; null now fails the inner type)."""
+    if isinstance(node, list):
+        return [_plain(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind == "function-before" and node["function"].get("function") is _not_null:
+        inner = node["schema"]
+        if inner.get("type") != "nullable":
+            raise TypeError(f"unexpected schema under Opt: {inner.get('type')}")
+        return _plain(inner["schema"])
+    if kind == "model" and not keep_model:
+        fields = dict(_plain(node["schema"]))
+        config = node.get("config", {})
+        # The model's config carries what the field schema must keep enforcing: its
+        # extra members rule here, strict JSON types by the validator's config.
+        if not config.get("strict"):
+            raise TypeError(f"{node.get('cls')} is not strict: _plain validates strictly")
+        fields["extra_behavior"] = config.get("extra_fields_behavior", "ignore")
+        return fields
+    if kind in ("function-after", "function-wrap", "function-before", "function-plain"):
+        # A validator around a model receives the instance: that model stays one.
+        return {
+            k: (_plain(v, keep_model=True) if k == "schema" else _plain(v)) for k, v in node.items()
+        }
+    return {k: _plain(v) for k, v in node.items()}
+
+
 _TYPED: dict[str, SchemaValidator] = {}
+_STRICT = core_schema.CoreConfig(strict=True)  # every contract model is strict
+
+
+def _typed_schema(event_type: str) -> dict[str, Any]:
+    """The envelope with ``payload`` typed as the registry contract of ``event_type``
+    and ``event_type`` fixed to it, as a plain core schema (``_plain``)."""
+    fields: dict[str, Any] = {
+        name: (f.annotation, f) for name, f in PostureEvent.model_fields.items()
+    }
+    fields["payload"] = (REGISTRY[event_type], ...)
+    model = create_model(
+        f"PostureEvent[{event_type}]", __config__=PostureEvent.model_config, **fields
+    )
+    schema = _plain(model.__pydantic_core_schema__)
+    if schema.get("type") != "model-fields" or "event_type" not in schema["fields"]:
+        raise TypeError("unexpected core schema for the envelope")
+    schema["fields"]["event_type"]["schema"] = {"type": "literal", "expected": [event_type]}
+    return schema
 
 
 def _typed_envelope(event_type: str) -> SchemaValidator:
-    """The envelope with ``payload`` typed as the registry contract of ``event_type``:
-    one pass in pydantic-core, no Python in between. It accepts exactly what
-    ``PostureEvent`` accepts for that type; ``PostureEvent`` stays the one that names
-    every problem of an invalid event."""
+    """One pass in pydantic-core over an event of ``event_type``, no Python in between
+    but the time check: it accepts exactly what ``PostureEvent`` accepts for that
+    type; ``PostureEvent`` stays the one that names every problem of an invalid event."""
     validator = _TYPED.get(event_type)
     if validator is None:
-        fields: dict[str, Any] = {
-            name: (f.annotation, f) for name, f in PostureEvent.model_fields.items()
-        }
-        fields["payload"] = (REGISTRY[event_type], ...)
-        model = create_model(
-            f"PostureEvent[{event_type}]", __config__=PostureEvent.model_config, **fields
-        )
-        validator = _TYPED[event_type] = model.__pydantic_validator__
+        validator = _TYPED[event_type] = SchemaValidator(_typed_schema(event_type), _STRICT)
     return validator
+
+
+_BATCH: list[SchemaValidator] = []
+
+
+def _batch_validator() -> SchemaValidator:
+    """A list of registry events, each validated by its type's ``_typed_envelope``
+    schema (chosen by ``event_type``): a whole batch in one call."""
+    if not _BATCH:
+        union = core_schema.tagged_union_schema(
+            {t: _typed_schema(t) for t in REGISTRY}, discriminator="event_type"
+        )
+        _BATCH.append(SchemaValidator(core_schema.list_schema(union), _STRICT))
+    return _BATCH[0]
 
 
 def check_envelope(obj: Any) -> list[Problem]:
@@ -919,6 +976,16 @@ def check_envelope(obj: Any) -> list[Problem]:
     except ValidationError as e:
         return _problems(e)
     return []
+
+
+def check_envelopes(objs: list[Any]) -> list[list[Problem]]:
+    """``check_envelope`` of each of ``objs``: a batch of valid registry events is
+    checked in one call; any other batch event by event."""
+    try:
+        _batch_validator().validate_python(objs)
+        return [[] for _ in objs]
+    except ValidationError:
+        return [check_envelope(obj) for obj in objs]
 
 
 def check_cloudevent(obj: Any) -> list[Problem]:
