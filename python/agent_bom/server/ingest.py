@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from agent_bom.envelope import check_envelope, epoch_millis
+from agent_bom.envelope import check_envelopes, epoch_millis
 from agent_bom.redaction import load_redactor
 from agent_bom.server.store import Collector, EventStore, Replay, audit_record
 
@@ -148,9 +148,7 @@ def ingest(
     replay-guard entry, claimed in that transaction too (``Replayed`` when taken)."""
     tenant = collector.tenant_id
     verdicts: list[EventResult | None] = []
-    passing: list[bytes] = []
-    created: list[str] = []
-    scoped = any(collector.scope.values())  # an unscoped collector may post any event
+    candidates: list[tuple[int, dict[str, Any]]] = []
     for i, raw in enumerate(raw_events):
         if isinstance(raw, bytes):
             try:
@@ -189,14 +187,20 @@ def ingest(
                 )
             )
             continue
-        # The id is derived by the core when the producer gave none.
-        problems = check_envelope(event if "event_id" in event else {**event, "event_id": "x"})
+        verdicts.append(None)  # decided below
+        candidates.append((i, event))
+    # The id is derived by the core when the producer gave none. A batch of valid
+    # registry events is checked in one call.
+    checked = check_envelopes(
+        [event if "event_id" in event else {**event, "event_id": "x"} for _, event in candidates]
+    )
+    scoped = any(collector.scope.values())  # an unscoped collector may post any event
+    passing: list[bytes] = []
+    created: list[str] = []
+    for (i, event), problems in zip(candidates, checked, strict=True):
         if problems:
-            verdicts.append(
-                EventResult(
-                    i, "rejected", code="INVALID_EVENT", reason="; ".join(map(str, problems[:5]))
-                )
-            )
+            reason = "; ".join(map(str, problems[:5]))
+            verdicts[i] = EventResult(i, "rejected", code="INVALID_EVENT", reason=reason)
             continue
         if scoped:
             denied = [
@@ -206,9 +210,8 @@ def ingest(
             ]
             if denied:
                 reason = "; ".join(denied)
-                verdicts.append(EventResult(i, "rejected", code="FORBIDDEN", reason=reason))
+                verdicts[i] = EventResult(i, "rejected", code="FORBIDDEN", reason=reason)
                 continue
-        verdicts.append(None)
         passing.append(orjson.dumps(event))
         created.append(event["created_at"])
     result = IngestResult()
@@ -227,11 +230,12 @@ def ingest(
                 out.append(EventResult(i, status, event_id=str(a), seq=b))
         return out
 
-    def audit_of(stored: list[tuple[str, Any, Any]]) -> bytes:
+    def audit_of(prepared: list[tuple[str, Any, Any]]) -> bytes:
+        # prepared: the core's verdict per passing event (duplicates are no rejection)
         assert audit is not None
         actor, action, summary, at = audit
         codes = [v.code for v in verdicts if v is not None]
-        codes += [str(a) for kind, a, _ in stored if kind == "rejected"]
+        codes += [str(a) for kind, a, _ in prepared if kind == "rejected"]
         outcome = _status(codes, len(verdicts))
         return audit_record(actor=actor, action=action, outcome=outcome, summary=summary, at=at)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -117,6 +118,21 @@ class Replay:
     keep_for: float
 
 
+@dataclass(slots=True)
+class _Append:
+    """One caller's prepared batch, waiting for (or in) a group transaction."""
+
+    tenant_id: str
+    prepared: Any  # _core.PreparedBatch
+    results: list[tuple[str, Any, Any]]
+    audited: Any  # the audit record's PreparedBatch, or None
+    replay: Replay | None
+    done: bool = False
+    chained: tuple[list[tuple[str, Any, Any]], list[Any]] | None = None
+    outcome: list[tuple[str, Any, Any]] | None = None
+    error: BaseException | None = None
+
+
 class EventStore:
     """Wraps an ``OutboxStore`` (same database, same transactions)."""
 
@@ -127,6 +143,10 @@ class EventStore:
         self.checkpoint_every = checkpoint_every
         self.redactor = redactor
         self._replay_gc_at = 0.0  # when expired replay-guard entries are next dropped
+        # Group commit (append): batches waiting, and whether a transaction is running.
+        self._group = threading.Condition()
+        self._waiting: list[_Append] = []
+        self._committing = False
 
     # -- tenants and credentials ---------------------------------------------------------
 
@@ -294,46 +314,137 @@ class EventStore:
 
         Returns one result per input, ``("accepted", event_id, seq)``,
         ``("duplicate", event_id, None)`` or ``("rejected", code, reason)``, and the
-        redactions per rule. ``audit``, given the results, returns an audit record to
-        chain after the events in the same transaction. ``replay`` is claimed in that
-        transaction first; ``Replayed`` (nothing stored) when it is taken."""
+        redactions per rule. ``audit``, given the core's verdicts (``("event", id, n)``
+        or ``("rejected", code, reason)`` per input; duplicates are not known yet and
+        change no outcome), returns an audit record to chain after the events in the
+        same transaction. ``replay`` is claimed in that transaction first;
+        ``Replayed`` (nothing stored) when it is taken.
+
+        Calls from several threads share transactions (group commit): whichever finds
+        no transaction running commits every batch waiting, each chained in its turn,
+        while the others wait. A batch is only ever reported stored once committed."""
         if replay is not None:
             self._forget_expired(replay.now)
         # Parsing, redaction, mapping and hashing need no chain state: done before the
         # transaction, they run in parallel with other requests' transactions.
-        prepared = self._ledger(tenant_id, None, redactor).prepare(list(events))
+        unchained = self._ledger(tenant_id, None, redactor)
+        prepared = unchained.prepare(list(events))
         results = prepared.results()
-        with self.db.transaction() as cur:
-            if self.db._custom_plans:
-                cur.execute(self.db._custom_plans)  # the duplicate check below
-            if replay is not None:
-                self._claim(cur, replay)
-            ids = [res[1] for res in results if res[0] == "event"]
-            # PostgreSQL: the tenant's ledger row lock (FOR UPDATE) serializes every
-            # process's appends, so the lookups that need no lock come before it, and the
-            # duplicate check is redone under it only if another append came in between
-            # (every append moves the ledger's seq). SQLite: the transaction holds the
-            # database's write lock from its start; the order changes nothing.
-            row_lock = bool(self.db._for_update)
-            if row_lock:
-                cur.execute("SELECT seq FROM ledgers WHERE tenant_id = ?", (tenant_id,))
-                before = cur.fetchone()
+        # The audit record's outcome depends only on what was rejected, known now:
+        # it is prepared here too, and chained after the events under the lock.
+        audited = None
+        if audit is not None:
+            audited = unchained.prepare([audit(results)])
+            if audited.results()[0][0] != "event":
+                raise ConfigError(f"audit record rejected: {audited.results()[0][2]}")
+        job = _Append(tenant_id, prepared, results, audited, replay)
+        with self._group:
+            self._waiting.append(job)
+            while not job.done and self._committing:
+                self._group.wait()
+            jobs: list[_Append] = []
+            if not job.done:
+                self._committing = True
+                jobs, self._waiting = self._waiting, []
+        if jobs:
+            try:
+                self._commit(jobs)
+            finally:
+                with self._group:
+                    for j in jobs:
+                        j.done = True
+                    self._committing = False
+                    self._group.notify_all()
+        if job.error is not None:
+            raise job.error
+        assert job.outcome is not None
+        return job.outcome, prepared.redactions_by_rule()
+
+    def _commit(self, jobs: list[_Append]) -> None:
+        """One transaction for ``jobs``: each job's replay claim, then per tenant (in id
+        order, so that processes lock ledgers alike) its jobs chained in arrival order,
+        inserted with their outbox rows. A job that cannot be stored (replayed, unknown
+        tenant) gets its error and stores nothing; an error of the transaction is every
+        job's, and nothing is stored."""
+        try:
+            with self.db.transaction() as cur:
+                if self.db._custom_plans:
+                    cur.execute(self.db._custom_plans)  # the duplicate checks below
+                for job in jobs:
+                    if job.replay is not None:
+                        try:
+                            self._claim(cur, job.replay)
+                        except Replayed as e:
+                            job.error = e
+                tenants: dict[str, list[_Append]] = {}
+                for job in jobs:
+                    if job.error is None:
+                        tenants.setdefault(job.tenant_id, []).append(job)
+                now = time.time()
+                rows: list[tuple[Any, ...]] = []
+                outbound: list[OutboundEvent] = []
+                routes: dict[str, list[Any]] = {}
+                for tenant_id in sorted(tenants):
+                    self._chain(cur, tenant_id, tenants[tenant_id], now, rows, outbound, routes)
+                # Only what needs the write lock happens under it: other requests wait.
+                if rows:
+                    self.db.insert_many(cur, "events", _EVENT_COLUMNS, rows)
+                if outbound:
+                    self.db.enqueue_in(cur, outbound, now=now, destinations=routes)
+        except BaseException as e:
+            for job in jobs:
+                if job.error is None:
+                    job.error = e
+            return
+        for job in jobs:
+            if job.error is None and job.chained is not None:
+                out, records = job.chained
+                seq_of = {r[1]: r[0] for r in records}
+                job.outcome = [
+                    (k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out
+                ]
+
+    def _chain(
+        self,
+        cur: Cursor,
+        tenant_id: str,
+        jobs: list[_Append],
+        now: float,
+        rows: list[tuple[Any, ...]],
+        outbound: list[OutboundEvent],
+        routes: dict[str, list[Any]],
+    ) -> None:
+        """Chains ``jobs`` (one tenant's) in turn, dropping events the store holds or an
+        earlier job brought; their rows go to ``rows`` and ``outbound``."""
+        ids = [a for job in jobs for kind, a, _ in job.results if kind == "event"]
+        # PostgreSQL: the tenant's ledger row lock (FOR UPDATE) serializes every
+        # process's appends, so the lookups that need no lock come before it, and the
+        # duplicate check is redone under it only if another append came in between
+        # (every append moves the ledger's seq). SQLite: the transaction holds the
+        # database's write lock from its start; the order changes nothing.
+        row_lock = bool(self.db._for_update)
+        if row_lock:
+            cur.execute("SELECT seq FROM ledgers WHERE tenant_id = ?", (tenant_id,))
+            before = cur.fetchone()
+        existing = self._existing(cur, tenant_id, ids)
+        destinations = self.db.enabled_destinations(cur, tenant_id)
+        cur.execute(
+            "SELECT seq, state FROM ledgers WHERE tenant_id = ?" + self.db._for_update,
+            (tenant_id,),
+        )
+        r = cur.fetchone()
+        if r is None:
+            for job in jobs:
+                job.error = ConfigError(f"no tenant {tenant_id!r}")
+            return
+        if row_lock and (before is None or before[0] != r[0]):
             existing = self._existing(cur, tenant_id, ids)
-            destinations = self.db.enabled_destinations(cur, tenant_id)
-            cur.execute(
-                "SELECT seq, state FROM ledgers WHERE tenant_id = ?" + self.db._for_update,
-                (tenant_id,),
-            )
-            r = cur.fetchone()
-            if r is None:
-                raise ConfigError(f"no tenant {tenant_id!r}")
-            if row_lock and (before is None or before[0] != r[0]):
-                existing = self._existing(cur, tenant_id, ids)
-            ledger = self._ledger(tenant_id, None if r[1] is None else bytes(r[1]), redactor)
+        ledger = self._ledger(tenant_id, None if r[1] is None else bytes(r[1]))
+        seen: set[str] = set()
+        for job in jobs:
             keep: list[bool] = []
             out: list[tuple[str, Any, Any]] = []
-            seen: set[str] = set()
-            for kind, a, b in results:
+            for kind, a, b in job.results:
                 if kind != "event":
                     keep.append(False)
                     out.append(("rejected", a, b))
@@ -341,36 +452,23 @@ class EventStore:
                     keep.append(False)
                     out.append(("duplicate", a, None))
                 else:
-                    seen.add(str(a))
+                    seen.add(a)
                     keep.append(True)
                     out.append(("accepted", a, None))
-            records = ledger.append_records(prepared, keep)
-            if audit is not None:
-                record = ledger.prepare([audit(out)])
-                if record.results()[0][0] != "event":
-                    raise ConfigError(f"audit record rejected: {record.results()[0][2]}")
-                records += ledger.append_records(record, [True])
-            # Only what needs the write lock happens under it: other requests wait.
-            now = time.time()
-            if records:
-                self.db.insert_many(
-                    cur, "events", _EVENT_COLUMNS, [(tenant_id, *r, now) for r in records]
+            records = ledger.append_records(job.prepared, keep, job.audited)
+            job.chained = (out, records)
+            rows.extend([(tenant_id, *rec, now) for rec in records])
+            if destinations:
+                outbound.extend(
+                    OutboundEvent(tenant_id, event_id, event_type, severity, line)
+                    for _, event_id, event_type, severity, _, line in records
                 )
-                cur.execute(
-                    "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
-                    (ledger.seq, ledger.state(), tenant_id),
-                )
-                if destinations:
-                    outbound = [
-                        OutboundEvent(tenant_id, event_id, event_type, severity, line)
-                        for _, event_id, event_type, severity, _, line in records
-                    ]
-                    self.db.enqueue_in(
-                        cur, outbound, now=now, destinations={tenant_id: destinations}
-                    )
-        seq_of = {r[1]: r[0] for r in records}
-        final = [(k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out]
-        return final, prepared.redactions_by_rule()
+        if destinations:
+            routes[tenant_id] = destinations
+        cur.execute(
+            "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
+            (ledger.seq, ledger.state(), tenant_id),
+        )
 
     def _existing(self, cur: Cursor, tenant_id: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the tenant's store already holds."""
