@@ -931,7 +931,7 @@ def _typed_schema(event_type: str) -> dict[str, Any]:
     model = create_model(
         f"PostureEvent[{event_type}]", __config__=PostureEvent.model_config, **fields
     )
-    schema = _plain(model.__pydantic_core_schema__)
+    schema: dict[str, Any] = _plain(model.__pydantic_core_schema__)
     if schema.get("type") != "model-fields" or "event_type" not in schema["fields"]:
         raise TypeError("unexpected core schema for the envelope")
     schema["fields"]["event_type"]["schema"] = {"type": "literal", "expected": [event_type]}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 import pytest
 from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
 from fastapi.testclient import TestClient
-from server_support import Deployment
+from server_support import CollectorClient, Deployment, ed25519_collector, finding
 
 from agent_bom.server.app import _HeadersOnlyRoute
 
@@ -67,3 +68,45 @@ def test_the_ingest_route_class_passes_headers_and_documents_them() -> None:
         @bad.get("/q")
         async def q(limit: Annotated[int, Query()] = 1) -> Response:
             return Response()
+
+
+def test_the_ingest_fast_path_answers_as_the_documented_route_does(tmp_path: Path) -> None:
+    """POST /v1/events is answered straight from ASGI; FastAPI's route for it (what the
+    OpenAPI documents) gives the same statuses and answers, request for request."""
+    from agent_bom.outbox import open_store
+    from agent_bom.server.app import ServerConfig, create_app
+    from agent_bom.server.store import EventStore
+
+    store = open_store(str(tmp_path / "fast.db"))
+    try:
+        collector, key = ed25519_collector(EventStore(store), "acme")
+        app = create_app(store, config=ServerConfig(max_body_bytes=4096))
+
+        async def through_the_route(scope: Any, receive: Any, send: Any) -> None:
+            await FastAPI.__call__(app, scope, receive, send)
+
+        fast, routed = TestClient(app), TestClient(through_the_route)
+        signer = CollectorClient("", collector.id, private_key=key)
+        answers = []
+        for client, first in ((fast, 0), (routed, 10)):
+            seen = []
+            for body, extra in [
+                (orjson.dumps([finding(first + i) for i in range(3)]), {}),
+                (orjson.dumps([finding(first + 5), {"event_type": "finding.created"}]), {}),
+                (b"[{", {}),
+                (b"x" * 5000, {}),
+                (b"[]", {"x-agent-bom-collector": ""}),
+                (b"[]", {"webhook-signature": "v1a,AAAA"}),
+            ]:
+                r = client.post("/v1/events", content=body, headers=signer.headers(body) | extra)
+                assert r.headers["content-type"] == "application/json"
+                answer = r.json()
+                for e in answer.get("events", []):  # ids and seqs differ between the two
+                    e.pop("event_id", None), e.pop("seq", None)
+                seen.append((r.status_code, answer))
+            answers.append(seen)
+        assert answers[0] == answers[1]
+        assert [status for status, _ in answers[0]] == [200, 207, 400, 413, 401, 401]
+        assert answers[0][0][1]["accepted"] == 3
+    finally:
+        store.close()
