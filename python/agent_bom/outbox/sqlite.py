@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ class SQLiteStore(OutboxStore):
         one = "(" + ", ".join("?" * width) + ")"
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
-            cur.execute(head + ", ".join([one] * len(chunk)), [v for r in chunk for v in r])
+            cur.execute(head + ", ".join([one] * len(chunk)), list(chain.from_iterable(chunk)))
 
     def _delivered_table(self, delivered: Sequence[Completion]) -> tuple[str, list[Any]]:
         rows = [

@@ -227,7 +227,7 @@ def ingest(
             if status == "rejected":
                 out.append(EventResult(i, "rejected", code=str(a), reason=str(b)))
             else:
-                out.append(EventResult(i, status, event_id=str(a), seq=b))
+                out.append(EventResult(i, status, a, b))  # the core's id: a str
         return out
 
     def audit_of(prepared: list[tuple[str, Any, Any]]) -> bytes:
