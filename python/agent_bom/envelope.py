@@ -17,6 +17,7 @@ that carries the envelope.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -917,7 +918,6 @@ def _plain(node: Any, *, keep_model: bool = False) -> Any:
     return {k: _plain(v) for k, v in node.items()}
 
 
-_TYPED: dict[str, SchemaValidator] = {}
 _STRICT = core_schema.CoreConfig(strict=True)  # every contract model is strict
 
 
@@ -938,28 +938,22 @@ def _typed_schema(event_type: str) -> dict[str, Any]:
     return schema
 
 
+@functools.cache
 def _typed_envelope(event_type: str) -> SchemaValidator:
     """One pass in pydantic-core over an event of ``event_type``, no Python in between
     but the time check: it accepts exactly what ``PostureEvent`` accepts for that
     type; ``PostureEvent`` stays the one that names every problem of an invalid event."""
-    validator = _TYPED.get(event_type)
-    if validator is None:
-        validator = _TYPED[event_type] = SchemaValidator(_typed_schema(event_type), _STRICT)
-    return validator
+    return SchemaValidator(_typed_schema(event_type), _STRICT)
 
 
-_BATCH: list[SchemaValidator] = []
-
-
+@functools.cache
 def _batch_validator() -> SchemaValidator:
     """A list of registry events, each validated by its type's ``_typed_envelope``
     schema (chosen by ``event_type``): a whole batch in one call."""
-    if not _BATCH:
-        union = core_schema.tagged_union_schema(
-            {t: _typed_schema(t) for t in REGISTRY}, discriminator="event_type"
-        )
-        _BATCH.append(SchemaValidator(core_schema.list_schema(union), _STRICT))
-    return _BATCH[0]
+    union = core_schema.tagged_union_schema(
+        {t: _typed_schema(t) for t in REGISTRY}, discriminator="event_type"
+    )
+    return SchemaValidator(core_schema.list_schema(union), _STRICT)
 
 
 def check_envelope(obj: Any) -> list[Problem]:

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import (
-    APIRouter,
     Depends,
     FastAPI,
     Header,
@@ -25,7 +24,6 @@ from fastapi import (
     Response,
 )
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
 
 from agent_bom import __version__
 from agent_bom import evidence as ev
@@ -60,37 +58,6 @@ class Principal:
     tenant_id: str
     role: str
     token_id: str
-
-
-class _HeadersOnlyRoute(APIRoute):
-    """A route whose endpoint takes the ``Request`` and ``Header`` parameters only:
-    documented from its signature like any route, but called without FastAPI's
-    per-request dependency machinery (~100 µs a request; collectors' ingest path)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        d = self.dependant
-        if d.path_params or d.query_params or d.cookie_params or d.body_params or d.dependencies:
-            raise TypeError(f"{self.path}: only Request and Header parameters are supported")
-        headers = [
-            (
-                f.name,
-                f.alias.replace("_", "-")
-                if getattr(f.field_info, "convert_underscores", True)
-                else f.alias,
-                f.default,
-            )
-            for f in d.header_params
-        ]
-        endpoint = self.endpoint
-
-        async def handler(request: Request) -> Response:
-            h = request.headers
-            response: Response = await endpoint(
-                request, **{name: h.get(header, default) for name, header, default in headers}
-            )
-            return response
-
-        return handler
 
 
 def _problem(status: int, detail: str) -> HTTPException:
@@ -139,8 +106,6 @@ def create_app(
         except Exception as e:  # the database is the only dependency
             raise _problem(503, f"database not ready: {type(e).__name__}") from None
         return {"status": "ready"}
-
-    ingest_routes = APIRouter(route_class=_HeadersOnlyRoute)
 
     async def ingest_request(
         headers: dict[str, str], chunks: AsyncIterator[bytes]
@@ -224,21 +189,20 @@ def create_app(
             metrics.store_failures.inc()
             raise
 
-    @ingest_routes.post("/v1/events")
+    @app.post("/v1/events")
     async def post_events(
         request: Request,
         x_agent_bom_collector: Annotated[str | None, Header()] = None,
         content_type: Annotated[str, Header()] = "application/json",
     ) -> Response:
         """Ingest a batch (JSON array or NDJSON) signed per Standard Webhooks by a collector."""
-        # Served by _App's fast path; this route documents it (and serves it when the
-        # app is mounted elsewhere).
+        # Served by _App's fast path: this route documents it (the headers declared
+        # above are read from request.headers, as there), and serves it only when the
+        # app is called through FastAPI itself.
         status, payload = await ingest_request(dict(request.headers), request.stream())
         if status >= 400 and "detail" in payload:
             raise _problem(status, payload["detail"])
         return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-    app.include_router(ingest_routes)
 
     @app.get("/v1/events")
     def list_events(

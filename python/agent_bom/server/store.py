@@ -128,8 +128,7 @@ class _Append:
     audited: Any  # the audit record's PreparedBatch, or None
     replay: Replay | None
     done: bool = False
-    chained: tuple[list[tuple[str, Any, Any]], list[Any]] | None = None
-    outcome: list[tuple[str, Any, Any]] | None = None
+    outcome: list[tuple[str, Any, Any]] | None = None  # final once the group commits
     error: BaseException | None = None
 
 
@@ -394,15 +393,7 @@ class EventStore:
         except BaseException as e:
             for job in jobs:
                 if job.error is None:
-                    job.error = e
-            return
-        for job in jobs:
-            if job.error is None and job.chained is not None:
-                out, records = job.chained
-                seq_of = {r[1]: r[0] for r in records}
-                job.outcome = [
-                    (k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out
-                ]
+                    job.error = e  # the caller raises it, never reading the outcome
 
     def _chain(
         self,
@@ -456,7 +447,10 @@ class EventStore:
                     keep.append(True)
                     out.append(("accepted", a, None))
             records = ledger.append_records(job.prepared, keep, job.audited)
-            job.chained = (out, records)
+            seq_of = {rec[1]: rec[0] for rec in records}
+            job.outcome = [
+                (k, a, seq_of.get(a)) if k == "accepted" else (k, a, b) for k, a, b in out
+            ]
             rows.extend([(tenant_id, *rec, now) for rec in records])
             if destinations:
                 outbound.extend(
@@ -465,10 +459,11 @@ class EventStore:
                 )
         if destinations:
             routes[tenant_id] = destinations
-        cur.execute(
-            "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
-            (ledger.seq, ledger.state(), tenant_id),
-        )
+        if ledger.seq != r[0]:  # something was chained
+            cur.execute(
+                "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
+                (ledger.seq, ledger.state(), tenant_id),
+            )
 
     def _existing(self, cur: Cursor, tenant_id: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` the tenant's store already holds."""
