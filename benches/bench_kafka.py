@@ -3,7 +3,7 @@
     python benches/bench_kafka.py [--events N] [--repeat R] [--no-postgres]
 
 N sealed CloudEvent lines (tests/outbox/outbox_support.py) split over two tenants, sent
-to one local broker ($AGENT_BOM_TEST_KAFKA_BOOTSTRAP, else 127.0.0.1:59092, else the one
+to one local broker ($AGENT_BOM_TEST_KAFKA_BOOTSTRAP, else 127.0.0.1:19092, else the one
 `scripts/kafka.sh start` gives), events/s:
   raw producer      confluent_kafka.Producer with the sink's producer_config(), producing
                     the same keys, values and ce_ headers as binary mode (built per event
@@ -59,7 +59,7 @@ from agent_bom.sources.kafka import consume
 from bench_outbox import Stores, databases
 
 TENANTS = ("acme", "globex")
-DEFAULT_BOOTSTRAP = "127.0.0.1:59092"
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kafka.sh"
 
 
@@ -81,7 +81,7 @@ def kafka_bootstrap() -> str:
     if env:
         return env
     try:
-        socket.create_connection(("127.0.0.1", 59092), timeout=2).close()
+        socket.create_connection(("127.0.0.1", 19092), timeout=2).close()
         return DEFAULT_BOOTSTRAP
     except OSError:
         pass

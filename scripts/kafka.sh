@@ -14,8 +14,13 @@
 # The broker listens on 127.0.0.1 only, without authentication -- test data only.
 #
 # Environment:
-#   AGENT_BOM_KAFKA_PORT             client (PLAINTEXT) port (default 59092)
-#   AGENT_BOM_KAFKA_CONTROLLER_PORT  KRaft controller port (default 59093)
+#   AGENT_BOM_KAFKA_PORT             client (PLAINTEXT) port (default 19092)
+#   AGENT_BOM_KAFKA_CONTROLLER_PORT  KRaft controller port (default 19093)
+#                                    Keep both below the kernel's ephemeral range
+#                                    (net.ipv4.ip_local_port_range): while the broker
+#                                    is down, a client reconnecting to a port in that
+#                                    range can be given it as its own source port and
+#                                    connect to itself, and the broker cannot bind it.
 #   AGENT_BOM_KAFKA_DIR              state dir: lib/ (jars), data/ (log.dirs), server.log,
 #                                    server.properties, kafka.pid
 #                                    default: /var/lib/agent-bom/kafka when run as root,
@@ -33,8 +38,8 @@
 # All progress goes to stderr; `start` and `status` print only the bootstrap address.
 set -euo pipefail
 
-PORT="${AGENT_BOM_KAFKA_PORT:-59092}"
-CPORT="${AGENT_BOM_KAFKA_CONTROLLER_PORT:-59093}"
+PORT="${AGENT_BOM_KAFKA_PORT:-19092}"
+CPORT="${AGENT_BOM_KAFKA_CONTROLLER_PORT:-19093}"
 HEAP_OPTS="${AGENT_BOM_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 START_TIMEOUT="${AGENT_BOM_KAFKA_START_TIMEOUT:-90}"
 AUTO_CREATE="${AGENT_BOM_KAFKA_AUTO_CREATE:-true}"
@@ -276,7 +281,29 @@ check_ports_free() {
 	return 0
 }
 
+# A port taken between our check and the broker's bind (for instance by a client's
+# self-connection, see AGENT_BOM_KAFKA_PORT) is usually let go within seconds: retry.
 start_broker() {
+	local try
+	for try in 1 2 3 4 5; do
+		start_broker_once && return 0
+		grep -q 'Address already in use' "$LOGFILE" 2>/dev/null ||
+			die "the broker exited during start-up; see the log above"
+		log "port $PORT or $CPORT on $HOST is taken (attempt $try of 5); retrying in 3 s"
+		sleep 3
+	done
+	die "port $PORT or $CPORT on $HOST stays taken; free it or set AGENT_BOM_KAFKA_PORT / AGENT_BOM_KAFKA_CONTROLLER_PORT (below $(ephemeral_low))"
+}
+
+# The lowest port the kernel hands out as a client's source port.
+ephemeral_low() {
+	local low
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+	echo "$low"
+}
+
+# 0 when the broker came up; 1 when it exited during start-up (its log says why).
+start_broker_once() {
 	[[ -f "$LOGFILE" ]] && mv -f "$LOGFILE" "$LOGFILE.1"
 	rm -f "$PIDFILE"
 	log "starting Kafka on $BOOTSTRAP (controller $HOST:$CPORT, data: $DATA)"
@@ -293,7 +320,7 @@ start_broker() {
 		if ! kill -0 "$pid" 2>/dev/null; then
 			rm -f "$PIDFILE"
 			log_tail
-			die "the broker exited during start-up; see the log above"
+			return 1
 		fi
 		answers && return 0
 		sleep 0.5

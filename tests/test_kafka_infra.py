@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
-from kafka_broker import kafka_start, kafka_stop
+from kafka_broker import SCRIPT, kafka_start, kafka_stop
 from services import in_ci
 
 if not in_ci():  # under CI=true a missing client is an error, never a skip
@@ -104,3 +106,14 @@ def test_broker_stop_and_start(kafka_bootstrap: str) -> None:
     _produce(bootstrap, topic, after)
     got = _consume(bootstrap, topic, len(before) + len(after))
     assert sorted(k for k, _ in got) == sorted(before + after)
+
+
+def test_default_ports_lie_below_the_ephemeral_range() -> None:
+    """A broker port inside net.ipv4.ip_local_port_range can be taken by a client's
+    self-connection while the broker is down, and the restart then fails to bind."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    text = SCRIPT.read_text()
+    for var in ("AGENT_BOM_KAFKA_PORT", "AGENT_BOM_KAFKA_CONTROLLER_PORT"):
+        m = re.search(r"\$\{" + var + r":-(\d+)\}", text)
+        assert m, var
+        assert int(m.group(1)) < low, (var, m.group(1), low)

@@ -179,7 +179,7 @@ def test_missing_topic_with_auto_create_off_names_the_topic(
 
     from kafka_broker import second_broker
 
-    with second_broker(tmp_path / "strict-kafka", port=59192, auto_create=False) as bootstrap:
+    with second_broker(tmp_path / "strict-kafka", port=19192, auto_create=False) as bootstrap:
         db = ["--database", tmp_path / "k.db"]
         topic = ["--topic", "agent-bom.{tenant_id}.posture"]
         add = ["destinations", "add", "--tenant", "acme", "--kind", "kafka",
