@@ -16,6 +16,7 @@ from agent_bom import evidence as ev
 from agent_bom.errors import Replayed
 from agent_bom.outbox import OutboxStore
 from agent_bom.redaction import load_redactor
+from agent_bom.server import store as event_store
 from agent_bom.server.store import EventStore, Replay
 
 
@@ -71,15 +72,19 @@ def _run(calls: list[Any]) -> list[Any]:
     return out
 
 
+# 4: the duplicate checks of a group's ids run in chunks instead of in the one lookup
+@pytest.mark.parametrize("inline_ids", [10_000, 4])
 def test_waiting_batches_share_a_transaction_and_each_gets_its_own_verdicts(
-    store: OutboxStore, monkeypatch: pytest.MonkeyPatch
+    store: OutboxStore, monkeypatch: pytest.MonkeyPatch, inline_ids: int
 ) -> None:
+    monkeypatch.setattr(event_store, "_INLINE_IDS", inline_ids)
     es = EventStore(store, checkpoint_every=7)
     es.add_tenant("acme")
     es.add_tenant("globex")
     redactor = load_redactor()
-    gate = _Gate(es, queued=6, monkeypatch=monkeypatch)
+    gate = _Gate(es, queued=7, monkeypatch=monkeypatch)
     now = time.time()
+    assert es.claim("seen-before", now=now, keep_for=600)  # an earlier request's
 
     def append(events: list[bytes], tenant: str = "acme", replay: str | None = None) -> Any:
         guard = None if replay is None else Replay(replay, now, 600)
@@ -94,13 +99,15 @@ def test_waiting_batches_share_a_transaction_and_each_gets_its_own_verdicts(
             lambda: append(_events(range(20, 23)), replay="same-request"),
             lambda: append(_events(range(30, 33)), replay="same-request"),
             lambda: append([*_events(range(5, 15)), b"{"]),  # all stored by now, one bad
+            lambda: append(_events(range(40, 43)), replay="seen-before"),
         ]
     )
-    assert gate.sizes == [1, 6]  # the six that waited went in one transaction
+    assert gate.sizes == [1, 7]  # the seven that waited went in one transaction
+    assert isinstance(results[7], Replayed)  # claimed by an earlier transaction
     assert not any(isinstance(r, Exception) and not isinstance(r, Replayed) for r in results)
-    replayed = [i for i in (4, 5) if isinstance(results[i], Replayed)]
-    assert len(replayed) == 1  # one of the two with the same webhook-id
-    kept = 5 if replayed == [4] else 4
+    replayed = [i for i in (4, 5, 7) if isinstance(results[i], Replayed)]
+    assert len(replayed) == 2  # one of the two with the same webhook-id, and the 8th
+    kept = 5 if 4 in replayed else 4
 
     status: dict[str, list[str]] = {}
     for i, r in enumerate(results):

@@ -254,12 +254,17 @@ def test_concurrent_identical_requests_each_get_an_audit_record(deployment: Depl
     assert len(audits) == 8
 
 
-def test_an_append_landing_before_the_ledger_lock_is_caught_by_a_second_check(
+def test_an_append_committed_while_waiting_for_the_ledger_lock_is_seen_as_duplicates(
     pg_database: str, monkeypatch: Any
 ) -> None:
-    """On PostgreSQL the duplicate check runs before the tenant's ledger lock; when another
-    process appends in between, the check runs again under the lock: each event is
-    stored once and the chain verifies."""
+    """On PostgreSQL the duplicate check runs under the tenant's ledger lock: an append
+    by another process that holds the lock and commits while we wait for it is seen,
+    so each event is stored once and the chain verifies."""
+    import threading
+    import time
+
+    import psycopg
+
     from agent_bom.outbox import open_store
     from agent_bom.redaction import load_redactor
     from agent_bom.server.store import EventStore
@@ -270,21 +275,48 @@ def test_an_append_landing_before_the_ledger_lock_is_caught_by_a_second_check(
         es.add_tenant("acme")
         batch = [orjson.dumps(finding(i)) for i in range(5)]
         redactor = load_redactor()
-        checks = []
-        unlocked_check = EventStore._existing
+        holding, go = threading.Event(), threading.Event()
+        insert = theirs.insert_many
 
-        def racing(self: EventStore, cur: Any, tenant_id: str, ids: Any) -> set[str]:
-            found = unlocked_check(self, cur, tenant_id, ids)
-            if self is es:
-                checks.append(found)
-                if len(checks) == 1:  # the other process commits right after our check
-                    other.append("acme", batch[:3], redactor=redactor)
-            return found
+        def held_insert(*args: Any) -> None:  # the other process, holding the lock
+            holding.set()
+            assert go.wait(30)
+            insert(*args)
 
-        monkeypatch.setattr(EventStore, "_existing", racing)
-        results, _ = es.append("acme", batch, redactor=redactor)
+        monkeypatch.setattr(theirs, "insert_many", held_insert)
+        out: dict[str, Any] = {}
+        first = threading.Thread(
+            target=lambda: other.append("acme", batch[:3], redactor=redactor), daemon=True
+        )
+        first.start()
+        assert holding.wait(30)
+
+        def ours() -> None:
+            try:
+                out["r"] = es.append("acme", batch, redactor=redactor)[0]
+            except Exception as e:  # reported below
+                out["error"] = e
+
+        second = threading.Thread(target=ours, daemon=True)
+        second.start()
+        with psycopg.connect(pg_database, autocommit=True) as watch:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # until ours waits for the row lock
+                row = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                ).fetchone()
+                if row and row[0]:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the second append never waited for the ledger lock")
+        go.set()
+        first.join(30)
+        second.join(30)
+        assert "r" in out, out.get("error")
+        results = out["r"]
         assert [r[0] for r in results] == ["duplicate"] * 3 + ["accepted"] * 2
-        assert len(checks) == 2 and not checks[0]  # the first check saw none of them
         stored = es.events("acme", limit=100, include_checkpoints=False)
         assert sorted(e.event_id for e in stored) == sorted(r[1] for r in results)
         es.seal("acme")

@@ -118,6 +118,29 @@ class PostgresStore(OutboxStore):
             )
             self._apply_migrations(cur, "the database")
 
+    def lock_ledger(
+        self, cur: Cursor, tenant_id: str, ids: Sequence[str]
+    ) -> tuple[tuple[int, bytes | None] | None, set[str]]:
+        """Locks the tenant's ledger row (FOR UPDATE) and reads it, then which of
+        ``ids`` the tenant's store holds, in one round trip (a pipeline): under READ
+        COMMITTED the second statement's snapshot is taken after the lock is granted,
+        so it sees every append committed before ours could begin."""
+        assert isinstance(cur, _PgCursor)
+        conn = cur._cur.connection
+        with conn.pipeline(), conn.cursor() as found:
+            cur._cur.execute(
+                "SELECT seq, state FROM ledgers WHERE tenant_id = %s FOR UPDATE", (tenant_id,)
+            )
+            found.execute(
+                "SELECT event_id FROM events WHERE tenant_id = %s AND event_id = ANY(%s)",
+                (tenant_id, list(ids)),
+            )
+            row = cur._cur.fetchone()
+            existing = {r[0] for r in found.fetchall()}
+        if row is None:
+            return None, existing
+        return (int(row[0]), None if row[1] is None else bytes(row[1])), existing
+
     def insert_many(
         self, cur: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -24,6 +24,9 @@ from agent_bom.errors import ConfigError, Replayed
 from agent_bom.outbox import OutboxStore
 from agent_bom.outbox.model import SEVERITIES, OutboundEvent
 from agent_bom.outbox.store import Cursor
+
+if TYPE_CHECKING:  # the postgres extra may be missing
+    from agent_bom.outbox.postgres import PostgresStore
 
 __all__ = [
     "ROLES",
@@ -116,6 +119,28 @@ class Replay:
     key: str
     now: float
     keep_for: float
+
+
+def _replayed() -> Replayed:
+    return Replayed(
+        "this signed request was already accepted (its webhook-id was seen within "
+        "the replay window): a replay"
+    )
+
+
+# Duplicate checks of up to this many ids go in the one lookup statement of a tenant's
+# chain (SQLite allows 32,766 parameters); more are looked up in chunks.
+_INLINE_IDS = 10_000
+
+
+@dataclass(slots=True)
+class _Chain:
+    """A tenant's chain in a group transaction: its ledger as read, what it stores."""
+
+    seq: int
+    ledger: Ledger
+    existing: set[str]  # of the group's event ids, those the tenant's store holds
+    destinations: list[Any]
 
 
 @dataclass(slots=True)
@@ -282,10 +307,7 @@ class EventStore:
         if cur.rowcount == 1:
             return True
         if strict:
-            raise Replayed(
-                "this signed request was already accepted (its webhook-id was seen within "
-                "the replay window): a replay"
-            )
+            raise _replayed()
         return False
 
     def _forget_expired(self, now: float) -> None:
@@ -369,12 +391,9 @@ class EventStore:
             with self.db.transaction() as cur:
                 if self.db._custom_plans:
                     cur.execute(self.db._custom_plans)  # the duplicate checks below
-                for job in jobs:
-                    if job.replay is not None:
-                        try:
-                            self._claim(cur, job.replay)
-                        except Replayed as e:
-                            job.error = e
+                sqlite = self.db.dialect == "sqlite"
+                if not sqlite:
+                    self._claim_all(cur, jobs)
                 tenants: dict[str, list[_Append]] = {}
                 for job in jobs:
                     if job.error is None:
@@ -383,8 +402,21 @@ class EventStore:
                 rows: list[tuple[Any, ...]] = []
                 outbound: list[OutboundEvent] = []
                 routes: dict[str, list[Any]] = {}
+                claimed: list[Replay] = []
                 for tenant_id in sorted(tenants):
-                    self._chain(cur, tenant_id, tenants[tenant_id], now, rows, outbound, routes)
+                    group = tenants[tenant_id]
+                    chain = (
+                        self._chain_sqlite(cur, tenant_id, group, claimed)
+                        if sqlite
+                        else self._chain(cur, tenant_id, group)
+                    )
+                    self._link(cur, tenant_id, group, chain, now, rows, outbound, routes)
+                if claimed:
+                    cur.execute(
+                        "INSERT INTO replay_guard (key, expires_at) VALUES "
+                        + ", ".join(["(?, ?)"] * len(claimed)),
+                        [x for r in claimed for x in (r.key, r.now + r.keep_for)],
+                    )
                 # Only what needs the write lock happens under it: other requests wait.
                 if rows:
                     self.db.insert_many(cur, "events", _EVENT_COLUMNS, rows)
@@ -395,44 +427,124 @@ class EventStore:
                 if job.error is None:
                     job.error = e  # the caller raises it, never reading the outcome
 
-    def _chain(
+    def _claim_all(self, cur: Cursor, jobs: list[_Append]) -> None:
+        """Claims every job's replay-guard entry in one statement (PostgreSQL: another
+        process may claim the same key meanwhile, and ``ON CONFLICT`` settles who got
+        it); a job whose key is taken, or came earlier in the group, is replayed."""
+        keys: dict[str, Replay] = {}
+        for job in jobs:
+            if job.replay is None:
+                continue
+            if job.replay.key in keys:
+                job.error = _replayed()
+            else:
+                keys[job.replay.key] = job.replay
+        if not keys:
+            return
+        cur.execute(
+            "INSERT INTO replay_guard (key, expires_at) VALUES "
+            + ", ".join(["(?, ?)"] * len(keys))
+            + " ON CONFLICT (key) DO NOTHING RETURNING key",
+            [x for r in keys.values() for x in (r.key, r.now + r.keep_for)],
+        )
+        taken = set(keys) - {row[0] for row in cur.fetchall()}
+        for job in jobs:
+            if job.error is None and job.replay is not None and job.replay.key in taken:
+                job.error = _replayed()
+
+    def _chain(self, cur: Cursor, tenant_id: str, jobs: list[_Append]) -> _Chain | None:
+        """The tenant's chain state, locked for this transaction (PostgreSQL): the
+        ledger row lock (FOR UPDATE) serializes every process's appends to the tenant,
+        and the duplicate check runs under it, in the same round trip."""
+        db = cast("PostgresStore", self.db)
+        ids = [a for job in jobs for kind, a, _ in job.results if kind == "event"]
+        destinations = db.enabled_destinations(cur, tenant_id)  # before the lock
+        ledger, existing = db.lock_ledger(cur, tenant_id, ids)
+        if ledger is None:
+            return None
+        seq, state = ledger
+        return _Chain(seq, self._ledger(tenant_id, state), existing, destinations)
+
+    def _chain_sqlite(
+        self, cur: Cursor, tenant_id: str, jobs: list[_Append], claimed: list[Replay]
+    ) -> _Chain | None:
+        """The tenant's chain state, its stored duplicates, whether it has destinations
+        and which of its jobs' replay-guard keys are taken, in one statement: the
+        transaction holds SQLite's write lock, and every statement under it lets go of
+        the GIL and must win it back. Fresh keys go to ``claimed`` (inserted once for
+        the group); a job whose key is taken, or claimed earlier, is replayed."""
+        ids = [a for job in jobs for kind, a, _ in job.results if kind == "event"]
+        keys = [job.replay.key for job in jobs if job.replay is not None]
+        inline = len(ids) <= _INLINE_IDS  # else looked up in chunks (parameter limit)
+        cur.execute(
+            "SELECT seq, state, "
+            + (
+                "(SELECT json_group_array(event_id) FROM events WHERE tenant_id = ? AND "
+                f"event_id IN ({', '.join('?' * len(ids))})), "
+                if inline and ids
+                else "NULL, "
+            )
+            + "EXISTS (SELECT 1 FROM destinations WHERE tenant_id = ? AND enabled = ?), "
+            + (
+                f"(SELECT json_group_array(key) FROM replay_guard WHERE key IN "
+                f"({', '.join('?' * len(keys))}))"
+                if keys
+                else "NULL"
+            )
+            + " FROM ledgers WHERE tenant_id = ?",
+            (
+                *((tenant_id, *ids) if inline and ids else ()),
+                tenant_id,
+                True,
+                *keys,
+                tenant_id,
+            ),
+        )
+        r = cur.fetchone()
+        if r is None:
+            return None
+        seq, state, found, has_destinations, taken_keys = r
+        existing = set(orjson.loads(found)) if found else set()
+        if not inline:
+            existing = self._existing(cur, tenant_id, ids)
+        taken = set(orjson.loads(taken_keys)) if taken_keys else set()
+        taken.update(c.key for c in claimed)
+        for job in jobs:
+            if job.replay is None:
+                continue
+            if job.replay.key in taken:
+                job.error = _replayed()
+            else:
+                taken.add(job.replay.key)
+                claimed.append(job.replay)
+        destinations = self.db.enabled_destinations(cur, tenant_id) if has_destinations else []
+        state = None if state is None else bytes(state)
+        return _Chain(int(seq), self._ledger(tenant_id, state), existing, destinations)
+
+    def _link(
         self,
         cur: Cursor,
         tenant_id: str,
         jobs: list[_Append],
+        chain: _Chain | None,
         now: float,
         rows: list[tuple[Any, ...]],
         outbound: list[OutboundEvent],
         routes: dict[str, list[Any]],
     ) -> None:
-        """Chains ``jobs`` (one tenant's) in turn, dropping events the store holds or an
-        earlier job brought; their rows go to ``rows`` and ``outbound``."""
-        ids = [a for job in jobs for kind, a, _ in job.results if kind == "event"]
-        # PostgreSQL: the tenant's ledger row lock (FOR UPDATE) serializes every
-        # process's appends, so the lookups that need no lock come before it, and the
-        # duplicate check is redone under it only if another append came in between
-        # (every append moves the ledger's seq). SQLite: the transaction holds the
-        # database's write lock from its start; the order changes nothing.
-        row_lock = bool(self.db._for_update)
-        if row_lock:
-            cur.execute("SELECT seq FROM ledgers WHERE tenant_id = ?", (tenant_id,))
-            before = cur.fetchone()
-        existing = self._existing(cur, tenant_id, ids)
-        destinations = self.db.enabled_destinations(cur, tenant_id)
-        cur.execute(
-            "SELECT seq, state FROM ledgers WHERE tenant_id = ?" + self.db._for_update,
-            (tenant_id,),
-        )
-        r = cur.fetchone()
-        if r is None:
+        """Chains ``jobs`` (one tenant's, not replayed) in turn, dropping events the
+        store holds or an earlier job brought; their rows go to ``rows`` and
+        ``outbound``, and the tenant's ledger row moves on."""
+        if chain is None:
             for job in jobs:
-                job.error = ConfigError(f"no tenant {tenant_id!r}")
+                if job.error is None:
+                    job.error = ConfigError(f"no tenant {tenant_id!r}")
             return
-        if row_lock and (before is None or before[0] != r[0]):
-            existing = self._existing(cur, tenant_id, ids)
-        ledger = self._ledger(tenant_id, None if r[1] is None else bytes(r[1]))
+        ledger, existing, destinations = chain.ledger, chain.existing, chain.destinations
         seen: set[str] = set()
         for job in jobs:
+            if job.error is not None:  # replayed: stores nothing
+                continue
             keep: list[bool] = []
             out: list[tuple[str, Any, Any]] = []
             for kind, a, b in job.results:
@@ -459,20 +571,14 @@ class EventStore:
                 )
         if destinations:
             routes[tenant_id] = destinations
-        if ledger.seq != r[0]:  # something was chained
+        if ledger.seq != chain.seq:  # something was chained
             cur.execute(
                 "UPDATE ledgers SET seq = ?, state = ? WHERE tenant_id = ?",
                 (ledger.seq, ledger.state(), tenant_id),
             )
 
     def _existing(self, cur: Cursor, tenant_id: str, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` the tenant's store already holds."""
-        if self.db.dialect == "postgresql":  # one array parameter, not one per id
-            cur.execute(
-                "SELECT event_id FROM events WHERE tenant_id = ? AND event_id = ANY(?)",
-                (tenant_id, list(ids)),
-            )
-            return {row[0] for row in cur.fetchall()}
+        """Which of ``ids`` the tenant's store already holds (SQLite, in chunks)."""
         existing: set[str] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
