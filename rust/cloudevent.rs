@@ -68,6 +68,89 @@ fn err(field: &str, message: impl Into<String>) -> MapError {
     }
 }
 
+/// RFC 3986 `URI-reference` (CloudEvents `source`), ASCII only, from the RFC's ABNF:
+/// a URI (scheme ":" hier-part) or a relative reference (whose first path segment has
+/// no ":"), then an optional query and fragment. One pattern, also the Python
+/// contract's (`_core.URI_REFERENCE`), so both accept the same strings.
+pub static URI_REFERENCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let pct = "%[0-9A-Fa-f]{2}";
+    let unreserved_sub = "-A-Za-z0-9._~!$&'()*+,;="; // '-' first: a literal
+    let pchar = format!("(?:[{unreserved_sub}:@]|{pct})");
+    let pchar_nc = format!("(?:[{unreserved_sub}@]|{pct})"); // no ':'
+    let h16 = "[0-9A-Fa-f]{1,4}";
+    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    let ls32 = format!("(?:{h16}:{h16}|(?:{octet}\\.){{3}}{octet})");
+    let ipv6 = [
+        format!("(?:{h16}:){{6}}{ls32}"),
+        format!("::(?:{h16}:){{5}}{ls32}"),
+        format!("(?:{h16})?::(?:{h16}:){{4}}{ls32}"),
+        format!("(?:(?:{h16}:){{0,1}}{h16})?::(?:{h16}:){{3}}{ls32}"),
+        format!("(?:(?:{h16}:){{0,2}}{h16})?::(?:{h16}:){{2}}{ls32}"),
+        format!("(?:(?:{h16}:){{0,3}}{h16})?::{h16}:{ls32}"),
+        format!("(?:(?:{h16}:){{0,4}}{h16})?::{ls32}"),
+        format!("(?:(?:{h16}:){{0,5}}{h16})?::{h16}"),
+        format!("(?:(?:{h16}:){{0,6}}{h16})?::"),
+    ]
+    .join("|");
+    let ip_literal = format!("\\[(?:{ipv6}|v[0-9A-Fa-f]+\\.[{unreserved_sub}:]+)\\]");
+    let reg_name = format!("(?:[{unreserved_sub}]|{pct})*");
+    let userinfo = format!("(?:(?:[{unreserved_sub}:]|{pct})*@)?");
+    let authority = format!("{userinfo}(?:{ip_literal}|{reg_name})(?::[0-9]*)?");
+    let segments = format!("(?:/{pchar}*)*");
+    let scheme = "[A-Za-z][A-Za-z0-9+.-]*:";
+    let rest = format!("(?:[{unreserved_sub}:@/?]|{pct})*"); // query, fragment
+    format!(
+        "^(?:(?:{scheme})?//{authority}{segments}\
+         |{scheme}/?(?:{pchar}+{segments})?\
+         |/(?:{pchar}+{segments})?\
+         |{pchar_nc}+{segments}\
+         |)(?:\\?{rest})?(?:#{rest})?$"
+    )
+});
+
+/// Whether `s` is a URI-reference (see `URI_REFERENCE`); `Err` names the problem.
+#[inline(never)]
+pub fn check_uri_reference(s: &str) -> Result<(), String> {
+    static RE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(&URI_REFERENCE).expect("URI_REFERENCE"));
+    // A stream's events come from a few sources: the last ones found good are
+    // remembered per thread (the match costs ~3% of a stream's time otherwise).
+    thread_local! {
+        static GOOD: std::cell::RefCell<([String; 8], usize)> = Default::default();
+    }
+    if GOOD.with(|g| g.borrow().0.iter().any(|k| k == s && !k.is_empty())) {
+        return Ok(());
+    }
+    if RE.is_match(s) {
+        GOOD.with(|g| {
+            let (keys, next) = &mut *g.borrow_mut();
+            keys[*next] = s.to_owned();
+            *next = (*next + 1) % keys.len();
+        });
+        return Ok(());
+    }
+    Err(uri_reference_problem(s))
+}
+
+#[cold]
+fn uri_reference_problem(s: &str) -> String {
+    let why = if s.contains("[REDACTED:") {
+        // Redaction runs first, so that no secret reaches a hash; its marker is no URI.
+        "it held a secret, now redacted ([REDACTED:…] is not URI syntax); \
+         keep credentials and addresses out of source"
+            .to_string()
+    } else if let Some(c) = s.chars().find(|c| !c.is_ascii() || c.is_ascii_control()) {
+        format!("{c:?} must be percent-encoded")
+    } else if let Some(c) = s.chars().find(|c| " \"<>\\^`{|}".contains(*c)) {
+        format!("{c:?} must be percent-encoded")
+    } else {
+        "its syntax is not RFC 3986's (a scheme such as urn: or https:, or a relative \
+         reference whose first segment has no ':'; '%' starts a %XX escape; one '#')"
+            .to_string()
+    };
+    format!("is not a URI-reference: {why}, e.g. urn:agent-bom:collector:name")
+}
+
 pub struct MapOptions<'o> {
     pub default_tenant: Option<&'o str>,
     pub default_source: Option<&'o str>,
@@ -374,6 +457,10 @@ pub fn map_event_into(
             "is required (set it on the event or pass --source)",
         )
     })?;
+    if let Some(own) = f.source {
+        // A default was checked where it was given.
+        check_uri_reference(own).map_err(|m| err("source", m))?;
+    }
     if let Some(sev) = f.severity {
         if !SEVERITIES.contains(&sev) {
             return Err(err(
@@ -727,6 +814,34 @@ fn itoa_u64(mut n: u64) -> U64Buf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_must_be_uri_references() {
+        // The full differential against a reference validator is in
+        // tests/test_uri_reference.py; these pin the pattern's compile and its shape.
+        for ok in [
+            "urn:agent-bom:collector:devin",
+            "https://u:p@example.com:8443/a?q=1#f",
+            "//[2001:db8::7]/x",
+            "/api/v1/scan",
+            "rel/a:b",
+            "?q",
+            "%41",
+        ] {
+            assert_eq!(check_uri_reference(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("my scanner", "' ' must be percent-encoded"),
+            ("1abc:x", "syntax"),
+            ("a#b#c", "syntax"),
+            ("//[1::2::3]", "syntax"),
+            ("100%", "syntax"),
+            ("mailto:[REDACTED:email]", "now redacted"),
+        ] {
+            let e = check_uri_reference(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
     use crate::canon::canonicalize;
     use crate::json::parse;
 

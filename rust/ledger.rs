@@ -50,6 +50,9 @@ pub struct PreparedBatch {
     pub rule_counts: Vec<u64>,
 }
 
+/// What `append_traced` wrote: the records' bytes, and where each record is in them.
+pub type Traced = (Vec<u8>, Vec<Written>);
+
 impl Ledger {
     /// A ledger for `cfg.stream_id`, continuing from `state` (bytes from `state_bytes`)
     /// or from the stream's genesis.
@@ -133,7 +136,7 @@ impl Ledger {
         &mut self,
         batch: &PreparedBatch,
         keep: &[bool],
-    ) -> Result<(Vec<u8>, Vec<Written>), StreamError> {
+    ) -> Result<Traced, StreamError> {
         let mut out = Vec::with_capacity(batch.processed.content.len() + 4096);
         let mut written = Vec::with_capacity(keep.len() + 1);
         let state = {
@@ -159,7 +162,7 @@ impl Ledger {
     pub fn append_all(
         &mut self,
         parts: &[(&PreparedBatch, &[bool])],
-    ) -> Result<Vec<(Vec<u8>, Vec<Written>)>, StreamError> {
+    ) -> Result<Vec<Traced>, StreamError> {
         let saved = self.state.clone();
         let mut done = Vec::with_capacity(parts.len());
         for (batch, keep) in parts {

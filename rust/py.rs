@@ -509,7 +509,7 @@ impl PyCapture {
         let stream = StreamConfig {
             stream_id,
             default_tenant: tenant_id,
-            default_source: source,
+            default_source: checked_source(source)?,
             checkpoint_every,
             alg: alg(algorithm)?,
             threads: 1,
@@ -826,7 +826,7 @@ fn stream<'py>(
     let cfg = StreamConfig {
         stream_id,
         default_tenant: tenant_id,
-        default_source: source,
+        default_source: checked_source(source)?,
         checkpoint_every,
         alg: alg(algorithm)?,
         threads: threads.max(1),
@@ -1010,6 +1010,22 @@ fn ed25519_verify(
     Ok(py.detach(|| key.verify_strict(message, &sig).is_ok()))
 }
 
+/// Why `s` is not an RFC 3986 URI-reference (the check the core makes of `source`), or
+/// None when it is one.
+#[pyfunction]
+fn uri_reference_problem(s: &str) -> Option<String> {
+    crate::cloudevent::check_uri_reference(s).err()
+}
+
+/// A default `source` given to the core: a URI-reference, or a clear error.
+fn checked_source(source: Option<String>) -> PyResult<Option<String>> {
+    if let Some(s) = &source {
+        crate::cloudevent::check_uri_reference(s)
+            .map_err(|m| PyValueError::new_err(format!("source {s:?} {m}")))?;
+    }
+    Ok(source)
+}
+
 fn check_keep(batch: &PyPreparedBatch, keep: &[bool]) -> PyResult<()> {
     if keep.len() != batch.inner.events.len() {
         return Err(PyValueError::new_err(
@@ -1098,7 +1114,7 @@ impl PyLedger {
         let cfg = StreamConfig {
             stream_id,
             default_tenant: Some(tenant_id),
-            default_source: source,
+            default_source: checked_source(source)?,
             checkpoint_every,
             alg: a,
             threads: 1,
@@ -1253,6 +1269,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLedger>()?;
     m.add_class::<PyPreparedBatch>()?;
     m.add_function(wrap_pyfunction!(redact_lines, m)?)?;
+    m.add("URI_REFERENCE", crate::cloudevent::URI_REFERENCE.as_str())?;
+    m.add_function(wrap_pyfunction!(uri_reference_problem, m)?)?;
     m.add("BackpressureError", m.py().get_type::<BackpressureError>())?;
     m.add_function(wrap_pyfunction!(verify_stream, m)?)?;
     Ok(())

@@ -356,6 +356,10 @@ _text = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=24
 ).filter(lambda s: s.strip() != "")
 _ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,20}", fullmatch=True)
+# `source` is a URI-reference: a scheme, then anything the ids hold
+_sources = st.from_regex(
+    r"[A-Za-z][A-Za-z0-9+.-]{0,8}:(?:[A-Za-z0-9._:-][A-Za-z0-9._:/-]{0,19})?", fullmatch=True
+)
 _count = st.integers(0, 2**31)
 _ip = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str)
 _decision = st.sampled_from(["allow", "warn", "block"])
@@ -520,7 +524,7 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
                 "event_id": _ids,
                 "tenant_id": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True),
                 "created_at": _times,
-                "source": _ids,
+                "source": _sources,
             },
             optional={
                 "severity": st.sampled_from(["info", "low", "medium", "high", "critical"]),

@@ -100,7 +100,11 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
 Text = Annotated[str, StringConstraints(min_length=1)]
-SourceRef = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+# An RFC 3986 URI-reference, as CloudEvents requires of `source`: the core's pattern,
+# so the contract and the core accept the same strings.
+SourceRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=2048, pattern=_core.URI_REFERENCE)
+]
 Hash = Annotated[str, StringConstraints(min_length=1, max_length=71, pattern=HASH_PATTERN)]
 Cve = Annotated[str, StringConstraints(max_length=32, pattern=CVE_PATTERN)]
 Cwe = Annotated[str, StringConstraints(max_length=16, pattern=CWE_PATTERN)]
@@ -837,6 +841,9 @@ def _message(err: Mapping[str, Any], top_level: bool) -> str:
         )
     if kind == "extra_forbidden":
         return "is not an envelope member (put producer data inside payload)"
+    if kind == "string_pattern_mismatch" and field == "source":
+        problem = _core.uri_reference_problem(err["input"])  # the core's own words
+        return f"{err['input']!r} {problem or 'is not a URI-reference'}"
     if kind == "string_pattern_mismatch" and field in _HINTS:
         return f"{err['input']!r} {_HINTS[field]}"
     if kind == "string_too_short" and err["input"] == "":

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agent_bom import _core
 from agent_bom import evidence as ev
 from agent_bom.cli._console import err_console
 from agent_bom.errors import ConfigError
@@ -22,6 +23,16 @@ app = typer.Typer(
     help="Turn native events into sealed CloudEvents, verify them, bundle and prove them.",
     no_args_is_help=True,
 )
+
+
+def _uri_reference(value: str | None) -> str | None:
+    """--source must be what CloudEvents requires of a source: a URI-reference."""
+    if value is not None:
+        problem = _core.uri_reference_problem(value)
+        if problem is not None:
+            raise typer.BadParameter(f"{value!r} {problem}")
+    return value
+
 
 # Reject messages printed to stderr before the rest only go to --rejects.
 _STDERR_REJECT_LINES = 20
@@ -74,7 +85,11 @@ def stream_cmd(
         None, "--tenant-id", help="Tenant for events that carry none."
     ),
     source: str | None = typer.Option(
-        None, "--source", help="CloudEvents source URI for events that carry none."
+        None,
+        "--source",
+        help="CloudEvents source for events that carry none: an RFC 3986 URI-reference, "
+        "e.g. urn:agent-bom:collector:ci.",
+        callback=_uri_reference,
     ),
     checkpoint_every: int = typer.Option(
         10_000,
