@@ -290,9 +290,10 @@ struct Fields<'v, 'a> {
 
 fn opt_str<'v>(field: &str, v: &'v Value<'_>, max: usize) -> Result<&'v str, MapError> {
     match v {
-        Value::String(s) if !s.is_empty() && s.len() <= max => Ok(s),
+        // Characters, as the Python contract counts them (bytes only bound them).
+        Value::String(s) if !s.is_empty() && (s.len() <= max || s.chars().count() <= max) => Ok(s),
         Value::String(s) if s.is_empty() => Err(err(field, "must not be empty")),
-        Value::String(_) => Err(err(field, format!("is longer than {max} bytes"))),
+        Value::String(_) => Err(err(field, format!("is longer than {max} characters"))),
         other => Err(err(
             field,
             format!("must be a string, got {}", other.type_name()),

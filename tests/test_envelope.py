@@ -281,3 +281,33 @@ def test_the_typed_fast_path_accepts_exactly_what_the_envelope_accepts(event_typ
         assert check_envelopes([base, event, base]) == [[], check_envelope(event), []]
         accepted += slow_ok
     assert 0 < accepted < len(cases)
+
+
+@pytest.mark.parametrize(
+    "field", ["event_id", "exposure_path_id", "correlation_id", "causation_id"]
+)
+def test_string_limits_count_characters_in_the_core_as_in_the_contract(field: str) -> None:
+    """256 two-byte characters are 512 bytes: within the limit for both, and one more
+    character is over it for both (the core counted bytes before)."""
+    for n, ok in ((256, True), (257, False)):
+        event = {
+            "event_id": "e-1",
+            "tenant_id": "acme",
+            "event_type": "finding.created",
+            "created_at": "2026-05-01T00:00:00Z",
+            "source": "urn:x",
+            "payload": {"finding_id": "f-1", "title": "a finding"},
+            field: "é" * n,
+        }
+        assert (check_envelope(event) == []) == ok, (field, n)
+        rejects: list[ev.Reject] = []
+        stats = ev.stream(
+            io.BytesIO(orjson.dumps(event) + b"\n"),
+            io.BytesIO(),
+            stream_id="s",
+            redact=False,
+            on_reject=rejects.append,
+        )
+        assert stats.events == (1 if ok else 0), (field, n, rejects)
+        if not ok:
+            assert f"field '{field}': is longer than 256 characters" in rejects[0].reason
