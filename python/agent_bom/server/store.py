@@ -121,6 +121,21 @@ class Replay:
     keep_for: float
 
 
+def _first_claims(jobs: list[_Append], taken: set[str]) -> list[Replay]:
+    """The replay-guard entries ``jobs`` claim afresh, in order: a job whose key is in
+    ``taken`` or came earlier in ``jobs`` is replayed instead (``taken`` grows)."""
+    fresh: list[Replay] = []
+    for job in jobs:
+        if job.replay is None:
+            continue
+        if job.replay.key in taken:
+            job.error = _replayed()
+        else:
+            taken.add(job.replay.key)
+            fresh.append(job.replay)
+    return fresh
+
+
 def _replayed() -> Replayed:
     return Replayed(
         "this signed request was already accepted (its webhook-id was seen within "
@@ -431,25 +446,18 @@ class EventStore:
         """Claims every job's replay-guard entry in one statement (PostgreSQL: another
         process may claim the same key meanwhile, and ``ON CONFLICT`` settles who got
         it); a job whose key is taken, or came earlier in the group, is replayed."""
-        keys: dict[str, Replay] = {}
-        for job in jobs:
-            if job.replay is None:
-                continue
-            if job.replay.key in keys:
-                job.error = _replayed()
-            else:
-                keys[job.replay.key] = job.replay
-        if not keys:
+        fresh = _first_claims(jobs, set())
+        if not fresh:
             return
         cur.execute(
             "INSERT INTO replay_guard (key, expires_at) VALUES "
-            + ", ".join(["(?, ?)"] * len(keys))
+            + ", ".join(["(?, ?)"] * len(fresh))
             + " ON CONFLICT (key) DO NOTHING RETURNING key",
-            [x for r in keys.values() for x in (r.key, r.now + r.keep_for)],
+            [x for r in fresh for x in (r.key, r.now + r.keep_for)],
         )
-        taken = set(keys) - {row[0] for row in cur.fetchall()}
+        claimed = {row[0] for row in cur.fetchall()}
         for job in jobs:
-            if job.error is None and job.replay is not None and job.replay.key in taken:
+            if job.error is None and job.replay is not None and job.replay.key not in claimed:
                 job.error = _replayed()
 
     def _chain(self, cur: Cursor, tenant_id: str, jobs: list[_Append]) -> _Chain | None:
@@ -508,15 +516,7 @@ class EventStore:
         if not inline:
             existing = self._existing(cur, tenant_id, ids)
         taken = set(orjson.loads(taken_keys)) if taken_keys else set()
-        taken.update(c.key for c in claimed)
-        for job in jobs:
-            if job.replay is None:
-                continue
-            if job.replay.key in taken:
-                job.error = _replayed()
-            else:
-                taken.add(job.replay.key)
-                claimed.append(job.replay)
+        claimed.extend(_first_claims(jobs, taken | {c.key for c in claimed}))
         destinations = self.db.enabled_destinations(cur, tenant_id) if has_destinations else []
         state = None if state is None else bytes(state)
         return _Chain(int(seq), self._ledger(tenant_id, state), existing, destinations)
