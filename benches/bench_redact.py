@@ -5,6 +5,7 @@
 redactor, clean / secret-bearing  core redaction stage alone: time(parse+redact) - time(parse)
 pure-Python redactor              benches/redact_reference.py (one combined `re`, keywords first)
 record_many                       EvidenceStream producer cost per event (bytes and dict paths)
+EvidenceStream end to end         record_many to finish, redaction on, threads=1 and threads=2
 evidence stream with redaction    whole pipeline, 1 thread, redaction on
 """
 
@@ -103,6 +104,23 @@ def main() -> None:
         t = best(lambda s=s, payload=payload: s.record_many(payload), 1)
         s.finish()
         rows.append((f"record_many, {name} path", f"{t / len(payload) * 1e6:.2f} µs per event"))
+
+    # A capture end to end (record_many of bytes, redaction on, until finish) on one
+    # and on two pipeline threads: the second row's ratio is the threads' gain.
+    def capture(threads: int) -> None:
+        with ev.EvidenceStream(lambda b: None, stream_id="b", threads=threads) as s:
+            for i in range(0, len(events), 1000):
+                s.record_many(events[i : i + 1000])
+
+    one = best(lambda: capture(1), 1)
+    two = best(lambda: capture(2), 1)
+    rows.append(("EvidenceStream end to end, 1 thread", f"{a.events / one:,.0f} events/s (clean)"))
+    rows.append(
+        (
+            "EvidenceStream end to end, 2 threads",
+            f"{a.events / two:,.0f} events/s (clean), {one / two:.2f}x 1 thread",
+        )
+    )
 
     blob = b"\n".join(secret_events(a.events)) + b"\n"
 

@@ -1,5 +1,6 @@
-//! Bounded capture: producers push events from any thread; one consumer
-//! thread runs them through the stream pipeline into a sink.
+//! Bounded capture: producers push events from any thread; a consumer runs them
+//! through the stream pipeline into a sink (its order-free stages on
+//! `StreamConfig::threads` threads, the writer always on one).
 //!
 //! The queue is bounded by both a record count and a byte budget, so memory
 //! stays flat however slow the sink is. When it is full, a producer blocks
@@ -278,6 +279,139 @@ impl Drop for Capture {
     }
 }
 
+/// One step of the consumer, in record order: a run of events, a note, or the end of
+/// what one take from the queue held (the point to flush the sink at).
+enum Step {
+    Events(Batch),
+    Note {
+        record_no: u64,
+        message: String,
+        created_at: Option<String>,
+    },
+    Flush,
+}
+
+/// Takes what is queued (up to `TAKE_ITEMS` / `TAKE_BYTES`, waiting while it is
+/// empty) and turns it into steps; false once the queue is closed and drained.
+fn take(q: &Queue, record_no: &mut u64, batch_index: &mut u64, steps: &mut Vec<Step>) -> bool {
+    let mut taken: Vec<Entry> = Vec::with_capacity(TAKE_ITEMS);
+    {
+        let mut s = q.lock();
+        while s.items.is_empty() && !s.closed {
+            s = q.not_empty.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        if s.items.is_empty() {
+            return false; // closed and drained
+        }
+        let mut bytes = 0;
+        while let Some(e) = s.items.pop_front() {
+            let size = e.size();
+            s.bytes -= size;
+            bytes += size;
+            taken.push(e);
+            if taken.len() >= TAKE_ITEMS || bytes >= TAKE_BYTES {
+                break;
+            }
+        }
+    }
+    q.not_full.notify_all();
+    // Runs of events go through the batch stages; notes go to the writer, in order.
+    let mut batch = Batch {
+        index: *batch_index,
+        data: Vec::new(),
+        lines: Vec::new(),
+    };
+    for e in taken {
+        *record_no += 1;
+        match e {
+            Entry::Event(bytes) => {
+                let start = batch.data.len();
+                batch.data.extend_from_slice(&bytes);
+                batch.lines.push(LineRef {
+                    number: *record_no,
+                    start,
+                    end: batch.data.len(),
+                    overlong: None,
+                });
+            }
+            Entry::Note {
+                message,
+                created_at,
+            } => {
+                if !batch.lines.is_empty() {
+                    *batch_index += 1;
+                    let next = Batch {
+                        index: *batch_index,
+                        data: Vec::new(),
+                        lines: Vec::new(),
+                    };
+                    steps.push(Step::Events(std::mem::replace(&mut batch, next)));
+                }
+                steps.push(Step::Note {
+                    record_no: *record_no,
+                    message,
+                    created_at,
+                });
+            }
+        }
+    }
+    if !batch.lines.is_empty() {
+        *batch_index += 1;
+        steps.push(Step::Events(batch));
+    }
+    steps.push(Step::Flush);
+    true
+}
+
+/// A step once its batch went through the stages.
+enum Done {
+    Events(crate::pipeline::Processed),
+    Note {
+        record_no: u64,
+        message: String,
+        created_at: Option<String>,
+    },
+    Flush,
+}
+
+/// The order-free work of a step: a batch through the stages; the rest as it is.
+fn run_step(
+    step: Step,
+    cfg: &StreamConfig,
+    redactor: Option<&dyn Redactor>,
+    scratch: &mut crate::cloudevent::Scratch,
+) -> Done {
+    match step {
+        Step::Events(b) => Done::Events(process_batch_for_capture(&b, cfg, redactor, scratch)),
+        Step::Note {
+            record_no,
+            message,
+            created_at,
+        } => Done::Note {
+            record_no,
+            message,
+            created_at,
+        },
+        Step::Flush => Done::Flush,
+    }
+}
+
+fn write_step<W: Write>(
+    writer: &mut CaptureWriter<'_, W>,
+    done: Done,
+    observer: &mut dyn StreamObserver,
+) -> Result<(), StreamError> {
+    match done {
+        Done::Events(p) => writer.consume(&p, observer),
+        Done::Note {
+            record_no,
+            message,
+            created_at,
+        } => writer.note(record_no, &message, created_at.as_deref(), observer),
+        Done::Flush => writer.flush(),
+    }
+}
+
 fn consume<W: Write>(
     cfg: &CaptureConfig,
     q: &Queue,
@@ -288,79 +422,77 @@ fn consume<W: Write>(
 ) -> Result<StreamStats, StreamError> {
     let rule_ids = redactor.map(|r| r.rule_ids()).unwrap_or_default();
     let mut writer = CaptureWriter::for_capture(&cfg.stream, &mut sink, &counters.dropped);
-    let mut scratch = crate::cloudevent::Scratch::default();
     let (mut record_no, mut batch_index) = (0u64, 0u64);
-    let mut taken: Vec<Entry> = Vec::with_capacity(TAKE_ITEMS);
-    loop {
-        {
-            let mut s = q.lock();
-            while s.items.is_empty() && !s.closed {
-                s = q.not_empty.wait(s).unwrap_or_else(|p| p.into_inner());
-            }
-            if s.items.is_empty() {
-                break; // closed and drained
-            }
-            let mut bytes = 0;
-            while let Some(e) = s.items.pop_front() {
-                let size = e.size();
-                s.bytes -= size;
-                bytes += size;
-                taken.push(e);
-                if taken.len() >= TAKE_ITEMS || bytes >= TAKE_BYTES {
-                    break;
-                }
+    let mut steps: Vec<Step> = Vec::new();
+    if cfg.stream.threads <= 1 {
+        let mut scratch = crate::cloudevent::Scratch::default();
+        while take(q, &mut record_no, &mut batch_index, &mut steps) {
+            for step in steps.drain(..) {
+                let done = run_step(step, &cfg.stream, redactor, &mut scratch);
+                write_step(&mut writer, done, observer.as_mut())?;
             }
         }
-        q.not_full.notify_all();
-        // Runs of events go through the batch stages; notes go straight to the writer, in order.
-        let mut batch = Batch {
-            index: batch_index,
-            data: Vec::new(),
-            lines: Vec::new(),
-        };
-        for e in taken.drain(..) {
-            record_no += 1;
-            match e {
-                Entry::Event(bytes) => {
-                    let start = batch.data.len();
-                    batch.data.extend_from_slice(&bytes);
-                    batch.lines.push(LineRef {
-                        number: record_no,
-                        start,
-                        end: batch.data.len(),
-                        overlong: None,
-                    });
-                }
-                Entry::Note {
-                    message,
-                    created_at,
-                } => {
-                    if !batch.lines.is_empty() {
-                        let p =
-                            process_batch_for_capture(&batch, &cfg.stream, redactor, &mut scratch);
-                        writer.consume(&p, observer.as_mut())?;
-                        batch_index += 1;
-                        batch = Batch {
-                            index: batch_index,
-                            data: Vec::new(),
-                            lines: Vec::new(),
-                        };
-                    }
-                    writer.note(
-                        record_no,
-                        &message,
-                        created_at.as_deref(),
-                        observer.as_mut(),
-                    )?;
-                }
-            }
-        }
-        if !batch.lines.is_empty() {
-            let p = process_batch_for_capture(&batch, &cfg.stream, redactor, &mut scratch);
-            writer.consume(&p, observer.as_mut())?;
-            batch_index += 1;
-        }
-        writer.flush()?;
+        return writer.finish(&rule_ids);
     }
-    writer.finish(&rule_ids)
+
+    // Several threads run the batch stages; this one writes in step order. Every step
+    // goes through the bounded work channel, notes too, so the taker is never more
+    // than ~5 × threads steps ahead of the writer: that bounds what is in flight
+    // beyond the queue's own budget.
+    let threads = cfg.stream.threads;
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, Step)>(threads * 2);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<(u64, Done)>(threads * 2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut n = 0u64; // step number: the writer's order
+            while take(q, &mut record_no, &mut batch_index, &mut steps) {
+                for step in steps.drain(..) {
+                    if work_tx.send((n, step)).is_err() {
+                        return; // the writer stopped
+                    }
+                    n += 1;
+                }
+            }
+        });
+        for _ in 0..threads {
+            let (rx, tx) = (work_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                let mut scratch = crate::cloudevent::Scratch::default();
+                for (n, step) in rx {
+                    let done = run_step(step, &cfg.stream, redactor, &mut scratch);
+                    if tx.send((n, done)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(work_rx);
+        drop(done_tx);
+        let mut pending: std::collections::BTreeMap<u64, Done> = Default::default();
+        let mut next = 0u64;
+        let mut result = Ok(());
+        'recv: for (n, d) in &done_rx {
+            pending.insert(n, d);
+            while let Some(d) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = write_step(&mut writer, d, observer.as_mut()) {
+                    result = Err(e);
+                    break 'recv;
+                }
+            }
+        }
+        if result.is_err() {
+            // Producers must not wait on a consumer that is gone, nor the taker on us.
+            let mut s = q.lock();
+            s.closed = true;
+            s.items.clear();
+            s.bytes = 0;
+            drop(s);
+            q.not_empty.notify_all();
+            q.not_full.notify_all();
+        }
+        drop(done_rx); // unblocks the taker and the workers
+        result?;
+        writer.finish(&rule_ids)
+    })
 }

@@ -473,7 +473,8 @@ impl PyCapture {
     #[new]
     #[pyo3(signature = (sink, *, callable, stream_id, tenant_id = None, source = None, checkpoint_every = 10_000,
                         algorithm = "sha256", capacity = 8192, max_bytes = 64 << 20, when_full = "block",
-                        max_depth = 64, signing_seed = None, key_id = None, redactor = None, on_reject = None))]
+                        max_depth = 64, signing_seed = None, key_id = None, redactor = None, on_reject = None,
+                        threads = 1))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         sink: Py<PyAny>,
@@ -491,7 +492,11 @@ impl PyCapture {
         key_id: Option<String>,
         redactor: Option<PyRef<'_, PyRedactor>>,
         on_reject: Option<Py<PyAny>>,
+        threads: usize,
     ) -> PyResult<Self> {
+        if threads < 1 {
+            return Err(PyValueError::new_err("threads must be at least 1"));
+        }
         let when_full = match when_full {
             "block" => WhenFull::Block,
             "drop_newest" => WhenFull::DropNewest,
@@ -512,7 +517,7 @@ impl PyCapture {
             default_source: checked_source(source)?,
             checkpoint_every,
             alg: alg(algorithm)?,
-            threads: 1,
+            threads,
             limits: Limits {
                 max_line_bytes: max_bytes,
                 max_depth,

@@ -143,11 +143,58 @@ def test_error_mode_raises_backpressure_error_and_keeps_what_was_queued() -> Non
     assert _verify(got).ok
 
 
-def test_a_failing_sink_surfaces_its_error_to_the_producer() -> None:
+def _captured(threads: int | None, batch: int) -> tuple[list[bytes], list[ev.Reject]]:
+    """A mixed sequence (events, notes, malformed lines, a secret) recorded in runs of
+    ``batch``, through a capture with ``threads``."""
+    got: list[bytes] = []
+    rejects: list[ev.Reject] = []
+    with ev.EvidenceStream(
+        got.extend,
+        stream_id="parallel",
+        checkpoint_every=97,
+        capacity=300,
+        threads=threads,
+        on_reject=rejects.append,
+    ) as s:
+        for i in range(0, len(EVENTS), batch):
+            s.record_many(EVENTS[i : i + batch])
+            if i % (batch * 3) == 0:
+                s.note(f"after {i}")
+                s.record(b'{"not json')
+                s.record(
+                    {**json.loads(EVENTS[i]), "event_id": f"k-{i}", "token": "ghp_" + "a" * 36}
+                )
+    return got, rejects
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_more_threads_write_the_same_bytes_in_the_same_order(threads: int) -> None:
+    """The stages that need no order run on several threads; the writer keeps record
+    order: notes, rejects, redactions and checkpoints land exactly where one thread
+    puts them."""
+    one, one_rejects = _captured(None, 50)
+    many, many_rejects = _captured(threads, 50)
+    assert many == one  # byte for byte
+    assert [(r.line, r.code) for r in many_rejects] == [(r.line, r.code) for r in one_rejects]
+    report = _verify(many)
+    assert report.ok and report.sealed, report.errors[:3]
+    assert not any(b"ghp_aaaa" in line for line in many)
+    assert len(one_rejects) >= 10 and sum(b'"after ' in line for line in many) >= 10
+
+
+def test_threads_must_be_at_least_one() -> None:
+    from agent_bom.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="threads=0"):
+        ev.EvidenceStream(lambda _: None, stream_id="s", threads=0)
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_a_failing_sink_surfaces_its_error_to_the_producer(threads: int | None) -> None:
     def broken(batch: list[bytes]) -> None:
         raise OSError("disk full")
 
-    s = ev.EvidenceStream(broken, stream_id="broken", capacity=4)
+    s = ev.EvidenceStream(broken, stream_id="broken", capacity=4, threads=threads)
     with pytest.raises(OSError, match="disk full"):
         for e in EVENTS:
             s.record(e)
