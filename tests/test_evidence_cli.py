@@ -139,6 +139,31 @@ def test_stream_reports_each_bad_line_and_still_streams_the_good_ones(tmp_path, 
     assert rep["ok"] and rep["events"] == n_good and rep["sealed"]
 
 
+def test_the_rejects_file_carries_no_secret_unless_redaction_is_off(tmp_path, cli):
+    """A rejected line is written to --rejects redacted like the stream: as JSON where
+    it parses (sensitive keys too), else as text (value rules)."""
+    token = "ghp_R7xkP2mQ9vLc4TzW8nYb3HsJ6dFq1GaE5uKo"
+    lines = [
+        b'{"event_type": "finding.created", "password": "hunter2-hunter2", "note": "'
+        + token.encode()
+        + b'"}',  # valid JSON, not an event (no created_at, ...)
+        b'{"broken json with ' + token.encode(),
+    ]
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    for flags, leaks in (([], False), (["--no-redact"], True)):
+        rej = tmp_path / "rejects.ndjson"
+        p = cli("evidence", "stream", src, "-o", tmp_path / "out.ndjson", "--stream-id", "s",
+                "--rejects", rej, *flags)  # fmt: skip
+        assert p.returncode == 3, p.stderr
+        text = rej.read_text()
+        records = [json.loads(line) for line in text.splitlines()]
+        assert [r["code"] for r in records] == ["INVALID_EVENT", "MALFORMED_JSON"]
+        assert (token in text) is leaks and ("hunter2-hunter2" in text) is leaks, text
+        if not leaks:
+            assert "[REDACTED:" in records[0]["original"] and "[REDACTED:" in records[1]["original"]
+
+
 def test_stream_exits_0_when_every_line_is_accepted(native_file, tmp_path, cli):
     out = tmp_path / "out.ndjson"
     p = cli(

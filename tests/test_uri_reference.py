@@ -105,7 +105,7 @@ def test_other_sources_are_rejected_by_both_naming_the_problem(source: str, why:
     assert problem is not None and why in problem, problem
     problems = check_envelope(event(source))
     assert [p.path for p in problems] == ["$.source"]
-    assert problem in problems[0].message  # the core's own words
+    assert problems[0].message == problem  # the core's own words, not the value
     written, rejects = streamed(source)
     assert written == 0 and len(rejects) == 1
     assert rejects[0].code == "INVALID_EVENT" and "field 'source'" in rejects[0].reason

@@ -842,8 +842,8 @@ def _message(err: Mapping[str, Any], top_level: bool) -> str:
     if kind == "extra_forbidden":
         return "is not an envelope member (put producer data inside payload)"
     if kind == "string_pattern_mismatch" and field == "source":
-        problem = _core.uri_reference_problem(err["input"])  # the core's own words
-        return f"{err['input']!r} {problem or 'is not a URI-reference'}"
+        # The core's own words, without the value: a source may carry credentials.
+        return _core.uri_reference_problem(err["input"]) or "is not a URI-reference"
     if kind == "string_pattern_mismatch" and field in _HINTS:
         return f"{err['input']!r} {_HINTS[field]}"
     if kind == "string_too_short" and err["input"] == "":

@@ -17,7 +17,7 @@ from agent_bom import _core
 from agent_bom import evidence as ev
 from agent_bom.cli._console import err_console
 from agent_bom.errors import ConfigError
-from agent_bom.redaction import read_key
+from agent_bom.redaction import load_redactor, read_key
 
 app = typer.Typer(
     help="Turn native events into sealed CloudEvents, verify them, bundle and prove them.",
@@ -39,8 +39,9 @@ _STDERR_REJECT_LINES = 20
 
 
 class _RejectSink:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, redactor: Any = None) -> None:
         self.count = 0
+        self.redactor = redactor  # the stream's rules: a secret in a bad line stays out too
         self.file: IO[bytes] | None = None
         if path is not None:
             try:
@@ -61,9 +62,21 @@ class _RejectSink:
                 "line": r.line,
                 "code": r.code,
                 "reason": r.reason,
-                "original": r.original.decode("utf-8", errors="replace"),
+                "original": self._original(r.original),
             }
             self.file.write(orjson.dumps(record) + b"\n")
+
+    def _original(self, raw: bytes) -> str:
+        """The rejected line as text, redacted: as JSON where it parses (sensitive keys
+        too), else as one string (value rules only)."""
+        text = raw.decode("utf-8", errors="replace")
+        if self.redactor is None:
+            return text
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return str(self.redactor.redact(text)[0])
+        return orjson.dumps(self.redactor.redact(value)[0]).decode()
 
     def close(self) -> None:
         if self.file is not None:
@@ -113,7 +126,8 @@ def stream_cmd(
     rejects: Path | None = typer.Option(
         None,
         "--rejects",
-        help="Write every rejected line (number, reason, original) here as NDJSON.",
+        help="Write every rejected line (number, reason, original) here as NDJSON; "
+        "the original is redacted like the stream (unless --no-redact).",
     ),
     max_line_bytes: int = typer.Option(
         1 << 20, "--max-line-bytes", min=1, help="Reject input lines longer than this."
@@ -164,7 +178,10 @@ def stream_cmd(
         redact_key = read_key(redact_key_file, redact_key_env)
     elif redact_key_file is not None or redact_key_env is not None:
         raise ConfigError("--redact-key-file/--redact-key-env only apply with --redact-mode hash")
-    sink = _RejectSink(rejects)
+    redactor = None
+    if rejects is not None and not no_redact:
+        redactor = load_redactor(redact_mode, redact_key, redact_rules)  # type: ignore[arg-type]
+    sink = _RejectSink(rejects, redactor)
     show_progress = err_console.is_terminal and not os.environ.get("CI")
     started = time.perf_counter()
     progress = Progress(
