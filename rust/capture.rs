@@ -86,6 +86,18 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Closes the queue and empties it, waking everyone waiting on it: producers must
+    /// not wait on a consumer that is gone.
+    fn shut(&self) {
+        let mut s = self.lock();
+        s.closed = true;
+        s.items.clear();
+        s.bytes = 0;
+        drop(s);
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+
     fn has_room(&self, s: &QueueState, size: usize) -> bool {
         // An entry larger than the whole budget still goes in when the queue is empty.
         s.items.len() < self.capacity && (s.bytes + size <= self.max_bytes || s.items.is_empty())
@@ -136,13 +148,7 @@ impl Capture {
             .name("agent-bom-capture".into())
             .spawn(move || {
                 let result = consume(&cfg, &q, &c, sink, redactor.as_deref(), observer);
-                // Whatever happened, producers must not wait on a consumer that is gone.
-                let mut s = q.lock();
-                s.closed = true;
-                s.items.clear();
-                s.bytes = 0;
-                drop(s);
-                q.not_full.notify_all();
+                q.shut(); // whatever happened
                 result
             })
             .map_err(|e| StreamError::Config(format!("cannot start the capture thread: {e}")));
@@ -482,14 +488,7 @@ fn consume<W: Write>(
             }
         }
         if result.is_err() {
-            // Producers must not wait on a consumer that is gone, nor the taker on us.
-            let mut s = q.lock();
-            s.closed = true;
-            s.items.clear();
-            s.bytes = 0;
-            drop(s);
-            q.not_empty.notify_all();
-            q.not_full.notify_all();
+            q.shut(); // nor may the taker wait on a writer that is gone
         }
         drop(done_rx); // unblocks the taker and the workers
         result?;
