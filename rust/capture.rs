@@ -298,9 +298,15 @@ enum Step {
 }
 
 /// Takes what is queued (up to `TAKE_ITEMS` / `TAKE_BYTES`, waiting while it is
-/// empty) and turns it into steps; false once the queue is closed and drained.
-fn take(q: &Queue, record_no: &mut u64, batch_index: &mut u64, steps: &mut Vec<Step>) -> bool {
-    let mut taken: Vec<Entry> = Vec::with_capacity(TAKE_ITEMS);
+/// empty) into `taken` (empty, reused across takes) and turns it into steps; false
+/// once the queue is closed and drained.
+fn take(
+    q: &Queue,
+    taken: &mut Vec<Entry>,
+    record_no: &mut u64,
+    batch_index: &mut u64,
+    steps: &mut Vec<Step>,
+) -> bool {
     {
         let mut s = q.lock();
         while s.items.is_empty() && !s.closed {
@@ -327,7 +333,7 @@ fn take(q: &Queue, record_no: &mut u64, batch_index: &mut u64, steps: &mut Vec<S
         data: Vec::new(),
         lines: Vec::new(),
     };
-    for e in taken {
+    for e in taken.drain(..) {
         *record_no += 1;
         match e {
             Entry::Event(bytes) => {
@@ -430,9 +436,10 @@ fn consume<W: Write>(
     let mut writer = CaptureWriter::for_capture(&cfg.stream, &mut sink, &counters.dropped);
     let (mut record_no, mut batch_index) = (0u64, 0u64);
     let mut steps: Vec<Step> = Vec::new();
+    let mut taken: Vec<Entry> = Vec::with_capacity(TAKE_ITEMS);
     if cfg.stream.threads <= 1 {
         let mut scratch = crate::cloudevent::Scratch::default();
-        while take(q, &mut record_no, &mut batch_index, &mut steps) {
+        while take(q, &mut taken, &mut record_no, &mut batch_index, &mut steps) {
             for step in steps.drain(..) {
                 let done = run_step(step, &cfg.stream, redactor, &mut scratch);
                 write_step(&mut writer, done, observer.as_mut())?;
@@ -451,7 +458,7 @@ fn consume<W: Write>(
     std::thread::scope(|scope| {
         scope.spawn(move || {
             let mut n = 0u64; // step number: the writer's order
-            while take(q, &mut record_no, &mut batch_index, &mut steps) {
+            while take(q, &mut taken, &mut record_no, &mut batch_index, &mut steps) {
                 for step in steps.drain(..) {
                     if work_tx.send((n, step)).is_err() {
                         return; // the writer stopped

@@ -136,6 +136,14 @@ def _first_claims(jobs: list[_Append], taken: set[str]) -> list[Replay]:
     return fresh
 
 
+def _claims_sql(replays: list[Replay]) -> tuple[str, list[Any]]:
+    """The statement inserting ``replays`` into the replay guard, and its parameters."""
+    return (
+        "INSERT INTO replay_guard (key, expires_at) VALUES " + ", ".join(["(?, ?)"] * len(replays)),
+        [x for r in replays for x in (r.key, r.now + r.keep_for)],
+    )
+
+
 def _replayed() -> Replayed:
     return Replayed(
         "this signed request was already accepted (its webhook-id was seen within "
@@ -423,15 +431,11 @@ class EventStore:
                     chain = (
                         self._chain_sqlite(cur, tenant_id, group, claimed)
                         if sqlite
-                        else self._chain(cur, tenant_id, group)
+                        else self._chain_postgres(cur, tenant_id, group)
                     )
                     self._link(cur, tenant_id, group, chain, now, rows, outbound, routes)
-                if claimed:
-                    cur.execute(
-                        "INSERT INTO replay_guard (key, expires_at) VALUES "
-                        + ", ".join(["(?, ?)"] * len(claimed)),
-                        [x for r in claimed for x in (r.key, r.now + r.keep_for)],
-                    )
+                if claimed:  # the write lock held since BEGIN: no one else claims
+                    cur.execute(*_claims_sql(claimed))
                 # Only what needs the write lock happens under it: other requests wait.
                 if rows:
                     self.db.insert_many(cur, "events", _EVENT_COLUMNS, rows)
@@ -449,18 +453,14 @@ class EventStore:
         fresh = _first_claims(jobs, set())
         if not fresh:
             return
-        cur.execute(
-            "INSERT INTO replay_guard (key, expires_at) VALUES "
-            + ", ".join(["(?, ?)"] * len(fresh))
-            + " ON CONFLICT (key) DO NOTHING RETURNING key",
-            [x for r in fresh for x in (r.key, r.now + r.keep_for)],
-        )
+        sql, params = _claims_sql(fresh)
+        cur.execute(sql + " ON CONFLICT (key) DO NOTHING RETURNING key", params)
         claimed = {row[0] for row in cur.fetchall()}
         for job in jobs:
             if job.error is None and job.replay is not None and job.replay.key not in claimed:
                 job.error = _replayed()
 
-    def _chain(self, cur: Cursor, tenant_id: str, jobs: list[_Append]) -> _Chain | None:
+    def _chain_postgres(self, cur: Cursor, tenant_id: str, jobs: list[_Append]) -> _Chain | None:
         """The tenant's chain state, locked for this transaction (PostgreSQL): the
         ledger row lock (FOR UPDATE) serializes every process's appends to the tenant,
         and the duplicate check runs under it, in the same round trip."""
