@@ -9,6 +9,7 @@ pub mod canon;
 pub mod capture;
 pub mod chain;
 pub mod cloudevent;
+pub mod contract;
 pub mod digest;
 pub mod json;
 pub mod ledger;

@@ -1248,6 +1248,75 @@ impl PyLedger {
     }
 }
 
+/// The envelope contract compiled into the core (rust/contract.rs): the server's
+/// fast path, checked without the GIL.
+#[pyclass(name = "Contract", module = "agent_bom._core", frozen)]
+struct PyContract {
+    inner: crate::contract::Contract,
+}
+
+type Checked<'py> = (
+    Vec<usize>,
+    Vec<Bound<'py, PyBytes>>,
+    Option<i64>,
+    Option<Vec<crate::contract::Scope>>,
+);
+
+#[pymethods]
+impl PyContract {
+    #[new]
+    fn new(spec: &[u8]) -> PyResult<Self> {
+        let inner = crate::contract::Contract::new(spec).map_err(PyValueError::new_err)?;
+        Ok(PyContract { inner })
+    }
+
+    /// `(indices, texts, newest_ms, scopes)` of the events that pass for `tenant`;
+    /// the others are Python's to decide. Texts longer than `max_bytes` are left to
+    /// Python too.
+    #[pyo3(signature = (events, tenant, *, scoped, max_bytes))]
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        events: Vec<Bound<'py, PyBytes>>,
+        tenant: &str,
+        scoped: bool,
+        max_bytes: usize,
+    ) -> Checked<'py> {
+        let texts: Vec<&[u8]> = events.iter().map(|b| b.as_bytes()).collect();
+        let passed = py.detach(|| {
+            texts
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.len() <= max_bytes)
+                .filter_map(|(i, t)| self.inner.check(t, tenant, scoped).map(|p| (i, p)))
+                .collect::<Vec<_>>()
+        });
+        let newest = passed.iter().map(|(_, p)| p.created_ms).max();
+        let mut indices = Vec::with_capacity(passed.len());
+        let mut out = Vec::with_capacity(passed.len());
+        let mut scopes = scoped.then(|| Vec::with_capacity(passed.len()));
+        for (i, p) in passed {
+            indices.push(i);
+            out.push(match &p.text {
+                Some(t) => PyBytes::new(py, t),
+                None => events[i].clone(),
+            });
+            if let (Some(s), Some(scope)) = (scopes.as_mut(), p.scope) {
+                s.push(scope);
+            }
+        }
+        (indices, out, newest, scopes)
+    }
+}
+
+/// The elements of a JSON array text (each as its own bytes), or None when the text
+/// is not a JSON array as serde_json reads it.
+#[pyfunction]
+fn split_json_array<'py>(py: Python<'py>, text: &[u8]) -> Option<Vec<Bound<'py, PyBytes>>> {
+    let items = py.detach(|| crate::contract::split_array(text))?;
+    Some(items.into_iter().map(|b| PyBytes::new(py, b)).collect())
+}
+
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1273,6 +1342,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCapture>()?;
     m.add_class::<PyLedger>()?;
     m.add_class::<PyPreparedBatch>()?;
+    m.add_class::<PyContract>()?;
+    m.add_function(wrap_pyfunction!(split_json_array, m)?)?;
     m.add_function(wrap_pyfunction!(redact_lines, m)?)?;
     m.add("URI_REFERENCE", crate::cloudevent::URI_REFERENCE.as_str())?;
     m.add_function(wrap_pyfunction!(uri_reference_problem, m)?)?;

@@ -136,3 +136,18 @@ class Ledger:
         ``then``: a second batch chained whole right after, in the same call."""
     def seal(self) -> bytes: ...
     def state(self) -> bytes: ...
+
+class Contract:
+    """The envelope contract compiled into the core (agent_bom.envelope.core_contract)."""
+
+    def __init__(self, spec: bytes) -> None: ...
+    def check(
+        self, events: list[bytes], tenant: str, *, scoped: bool, max_bytes: int
+    ) -> tuple[
+        list[int],
+        list[bytes],
+        int | None,
+        list[tuple[str, str | None, str | None, str | None]] | None,
+    ]: ...
+
+def split_json_array(text: bytes) -> list[bytes] | None: ...

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -1007,3 +1008,117 @@ def parse_event(obj: Any) -> PostureEvent:
         raise InvalidEvent(
             "invalid posture event: " + "; ".join(str(p) for p in problems)
         ) from None
+
+
+# --- the contract compiled into the core ----------------------------------------------------
+
+# The Python hooks a registry schema runs, and what the core checks in their place.
+_CORE_CHECKS: dict[Any, str] = {_check_time: "rfc3339", _check_ip: "ip"}
+# Model validators: the members one of which must be present.
+_CORE_REQUIRE_ANY: dict[Any, list[str]] = {
+    RuntimeNetPayload.__pydantic_decorators__.model_validators["_destination"].func: [
+        "dst_ip",
+        "dst_host",
+    ],
+}
+
+
+def _core_node(node: dict[str, Any], extra: str | None = None) -> dict[str, Any]:
+    """The core's description (rust/contract.rs) of a plain registry schema node.
+    Anything it cannot say exactly is refused (TypeError): the core must never
+    pass what pydantic refuses."""
+
+    def only(*keys: str) -> None:
+        unknown = set(node) - {"type", "metadata", *keys}
+        if unknown:
+            raise TypeError(f"{node['type']} schema with {sorted(unknown)}: not in the core")
+
+    kind = node.get("type")
+    if kind == "any":
+        only()
+        return {"t": "any"}
+    if kind == "bool":
+        only()
+        return {"t": "bool"}
+    if kind == "str":
+        only("min_length", "max_length", "pattern")
+        return {
+            "t": "str",
+            "min": node.get("min_length", 0),
+            "max": node.get("max_length"),
+            "pattern": node.get("pattern"),
+        }
+    if kind == "literal":
+        only("expected")
+        if not all(isinstance(v, str) for v in node["expected"]):
+            raise TypeError("only string literals are in the core")
+        return {"t": "literal", "values": list(node["expected"])}
+    if kind in ("int", "float"):
+        only("ge", "le")
+        return {"t": kind, "ge": node.get("ge"), "le": node.get("le")}
+    if kind == "list":
+        only("items_schema", "min_length", "max_length")
+        return {
+            "t": "list",
+            "items": _core_node(node.get("items_schema", {"type": "any"})),
+            "min": node.get("min_length", 0),
+            "max": node.get("max_length"),
+        }
+    if kind == "dict":
+        only("keys_schema", "values_schema")
+        keys = node.get("keys_schema", {"type": "any"})
+        if keys.get("type") not in ("any", "str") or set(keys) - {"type"}:
+            raise TypeError("a dict's keys must be plain strings in the core")
+        return {"t": "dict", "values": _core_node(node.get("values_schema", {"type": "any"}))}
+    if kind == "model-fields":
+        only("fields", "model_name", "computed_fields", "extra_behavior")
+        if node.get("computed_fields"):
+            raise TypeError("computed fields are not in the core")
+        fields = []
+        for name, f in node["fields"].items():
+            if set(f) - {"type", "schema", "metadata"}:
+                raise TypeError(f"field {name} with {sorted(set(f))}: not in the core")
+            schema = f["schema"]
+            required = schema.get("type") != "default"
+            if not required:
+                if set(schema) - {"type", "schema", "default", "default_factory"}:
+                    raise TypeError(f"default of {name} with {sorted(set(schema))}")
+                schema = schema["schema"]
+            fields.append({"name": name, "required": required, "schema": _core_node(schema)})
+        return {"t": "fields", "fields": fields, "extra": extra or node.get("extra_behavior")}
+    if kind == "model":
+        config = node.get("config", {})
+        if not config.get("strict") or node.get("custom_init") or node.get("root_model"):
+            raise TypeError(f"model {node.get('cls')}: not a strict plain model")
+        return _core_node(node["schema"], config.get("extra_fields_behavior", "ignore"))
+    if kind == "function-after":
+        func = node["function"].get("function")
+        if node["function"].get("type") != "no-info":
+            raise TypeError("only plain after-validators are in the core")
+        if func in _CORE_CHECKS:
+            return {"t": "after", "check": _CORE_CHECKS[func], "schema": _core_node(node["schema"])}
+        if func in _CORE_REQUIRE_ANY:
+            inner = _core_node(node["schema"])
+            if inner["t"] != "fields":
+                raise TypeError("a model validator wraps a model")
+            return {**inner, "require_any": _CORE_REQUIRE_ANY[func]}
+        raise TypeError(f"validator {func!r} is not in the core")
+    raise TypeError(f"{kind} schema: not in the core")
+
+
+def core_contract_spec() -> dict[str, Any]:
+    """The core's description of every registry type's envelope (``_typed_schema``)."""
+    out = {}
+    for t in REGISTRY:
+        schema = _typed_schema(t)
+        if not schema.get("extra_behavior"):
+            schema = {**schema, "extra_behavior": PostureEvent.model_config.get("extra")}
+        out[t] = _core_node(schema)
+    return out
+
+
+@functools.cache
+def core_contract() -> _core.Contract:
+    """The registry contract compiled into the core: passes an event text only if
+    ``check_envelope`` would, without the GIL (the server's fast path)."""
+    return _core.Contract(orjson.dumps(core_contract_spec()))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from agent_bom.envelope import check_envelopes, epoch_millis
+from agent_bom import _core
+from agent_bom.envelope import check_envelopes, core_contract, epoch_millis
 from agent_bom.redaction import load_redactor
 from agent_bom.server.store import Collector, EventStore, Replay, audit_record
 
@@ -92,18 +93,23 @@ class BadBody(ValueError):
 
 
 def split_body(body: bytes, content_type: str) -> list[Any]:
-    """The events of a body, for ``ingest``: the parsed items of a JSON array, or the
-    raw lines (bytes, parsed one by one so a bad line only rejects itself) of NDJSON.
-    A JSON array that does not parse is a 400 naming where."""
+    """The events of a body, for ``ingest``: the texts of a JSON array's elements, or
+    the lines of NDJSON (each parsed on its own, so a bad line only rejects itself).
+    A JSON array that does not parse is a 400 naming where (orjson's words)."""
     stripped = body.lstrip()
     if stripped.startswith(b"[") and "ndjson" not in content_type:
+        # Split by the core without the GIL; what it cannot split, orjson parses (and
+        # names the error of).
+        items = _core.split_json_array(body)
+        if items is not None:
+            return items
         try:
-            items = orjson.loads(body)
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise BadBody(f"body is not valid JSON: {e}") from None
-        if not isinstance(items, list):
+        if not isinstance(parsed, list):
             raise BadBody("body must be a JSON array of events or NDJSON")
-        return items
+        return parsed
     return [line for line in body.split(b"\n") if line.strip()]
 
 
@@ -122,12 +128,25 @@ def _scope_values(event: dict[str, Any]) -> dict[str, str | None]:
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+# Longer event texts go the Python way: the store's line limit (1 MiB) applies to
+# the compact text Python writes, which may be longer than the given one ("1E2" ->
+# "100.0"), so only texts far below it are passed on as given.
+_FAST_MAX_BYTES = 1 << 18
 _SCOPE_NAMES = {
     "event_types": "event type",
     "connectors": "connector",
     "repos": "repository",
     "environments": "environment",
 }
+
+
+def _denied(collector: Collector, values: dict[str, str | None]) -> str:
+    """Why ``collector``'s scope refuses an event with these scope values ('' if not)."""
+    return "; ".join(
+        f"{_SCOPE_NAMES[k]} {v!r} is outside collector {collector.id}'s scope"
+        for k, v in values.items()
+        if not collector.allows(k, v)
+    )
 
 
 def ingest(
@@ -147,73 +166,87 @@ def ingest(
     chained in the same transaction with the outcome status. ``replay``: the request's
     replay-guard entry, claimed in that transaction too (``Replayed`` when taken)."""
     tenant = collector.tenant_id
-    verdicts: list[EventResult | None] = []
+    scoped = any(collector.scope.values())  # an unscoped collector may post any event
+    verdicts: list[EventResult | None] = [None] * len(raw_events)  # None: passing
+    passing: dict[int, bytes] = {}  # index -> the event's text for the store
+    newest: int | None = None  # the newest passing event's created_at (epoch ms)
+    slow: Iterable[int] = range(len(raw_events))
+    if raw_events and all(type(r) is bytes for r in raw_events):
+        # The core passes the events the contract passes, without the GIL; the rest
+        # (each one's problems named by pydantic) go the Python way below.
+        fast, texts, newest, scopes = core_contract().check(
+            list(raw_events), tenant, scoped=scoped, max_bytes=_FAST_MAX_BYTES
+        )
+        if scopes is None:
+            passing = dict(zip(fast, texts, strict=True))
+        else:
+            for i, text, scope in zip(fast, texts, scopes, strict=True):
+                denied = _denied(collector, dict(zip(_SCOPE_NAMES, scope, strict=True)))
+                if denied:
+                    verdicts[i] = EventResult(i, "rejected", code="FORBIDDEN", reason=denied)
+                else:
+                    passing[i] = text
+        if len(fast) < len(raw_events):
+            done = set(fast)
+            slow = [i for i in range(len(raw_events)) if i not in done]
+        else:
+            slow = ()
     candidates: list[tuple[int, dict[str, Any]]] = []
-    for i, raw in enumerate(raw_events):
+    for i in slow:
+        raw = raw_events[i]
         if isinstance(raw, bytes):
             try:
                 event = orjson.loads(raw)
             except orjson.JSONDecodeError as e:
-                verdicts.append(EventResult(i, "rejected", code="MALFORMED_JSON", reason=f"{e}"))
+                verdicts[i] = EventResult(i, "rejected", code="MALFORMED_JSON", reason=f"{e}")
                 continue
         else:
             event = raw
         if not isinstance(event, dict):
-            verdicts.append(
-                EventResult(i, "rejected", code="INVALID_EVENT", reason="an event is a JSON object")
+            verdicts[i] = EventResult(
+                i, "rejected", code="INVALID_EVENT", reason="an event is a JSON object"
             )
             continue
         claimed = event.get("tenant_id", tenant)
         if claimed != tenant:
-            verdicts.append(
-                EventResult(
-                    i,
-                    "rejected",
-                    code="FORBIDDEN",
-                    reason=f"tenant_id {claimed!r} is not this collector's tenant; "
-                    "leave tenant_id out (it comes from the credential)",
-                )
+            verdicts[i] = EventResult(
+                i,
+                "rejected",
+                code="FORBIDDEN",
+                reason=f"tenant_id {claimed!r} is not this collector's tenant; "
+                "leave tenant_id out (it comes from the credential)",
             )
             continue
         event["tenant_id"] = tenant
         event_id = event.get("event_id")
         if isinstance(event_id, str) and (len(event_id) > 256 or _CONTROL.search(event_id)):
-            verdicts.append(
-                EventResult(
-                    i,
-                    "rejected",
-                    code="INVALID_EVENT",
-                    reason="$.event_id: at most 256 characters, no control characters",
-                )
+            verdicts[i] = EventResult(
+                i,
+                "rejected",
+                code="INVALID_EVENT",
+                reason="$.event_id: at most 256 characters, no control characters",
             )
             continue
-        verdicts.append(None)  # decided below
         candidates.append((i, event))
     # The id is derived by the core when the producer gave none. A batch of valid
     # registry events is checked in one call.
     checked = check_envelopes(
         [event if "event_id" in event else {**event, "event_id": "x"} for _, event in candidates]
     )
-    scoped = any(collector.scope.values())  # an unscoped collector may post any event
-    passing: list[bytes] = []
-    created: list[str] = []
     for (i, event), problems in zip(candidates, checked, strict=True):
         if problems:
             reason = "; ".join(map(str, problems[:5]))
             verdicts[i] = EventResult(i, "rejected", code="INVALID_EVENT", reason=reason)
             continue
         if scoped:
-            denied = [
-                f"{_SCOPE_NAMES[k]} {v!r} is outside collector {collector.id}'s scope"
-                for k, v in _scope_values(event).items()
-                if not collector.allows(k, v)
-            ]
+            denied = _denied(collector, _scope_values(event))
             if denied:
-                reason = "; ".join(denied)
-                verdicts[i] = EventResult(i, "rejected", code="FORBIDDEN", reason=reason)
+                verdicts[i] = EventResult(i, "rejected", code="FORBIDDEN", reason=denied)
                 continue
-        passing.append(orjson.dumps(event))
-        created.append(event["created_at"])
+        passing[i] = orjson.dumps(event)
+        created = epoch_millis(event["created_at"])
+        if created is not None and (newest is None or created[0] > newest):
+            newest = created[0]
     result = IngestResult()
 
     def merged(stored: list[tuple[str, Any, Any]]) -> list[EventResult]:
@@ -242,7 +275,7 @@ def ingest(
     if passing:
         stored, result.redactions_by_rule = store.append(
             tenant,
-            passing,
+            [passing[i] for i in sorted(passing)] if slow else list(passing.values()),
             redactor=redactor if redactor is not None else load_redactor(),
             audit=audit_of if audit is not None else None,
             replay=replay,
@@ -250,7 +283,6 @@ def ingest(
         result.events = merged(stored)
         # One lag sample per request: the newest event's (by instant, not by text:
         # offsets differ between collectors).
-        newest = max((m[0] for m in map(epoch_millis, created) if m is not None), default=None)
         if newest is not None and result.count("accepted"):
             result.lags.append(time.time() - newest / 1000)
         return result
