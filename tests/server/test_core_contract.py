@@ -527,3 +527,19 @@ def test_bodies_that_do_not_parse_are_named_by_orjson(body: bytes) -> None:
     assert _core.split_json_array(body) is None
     with pytest.raises(BadBody, match="body is not valid JSON"):
         split_body(body, "application/json")
+
+
+def test_an_array_element_orjson_cannot_read_rejects_only_itself(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "o.db"))
+    try:
+        es = EventStore(store)
+        collector, _ = ed25519_collector(es, TENANT)
+        good = orjson.dumps(example_event("finding.created"))
+        body = b"[" + good + b', {"risk_score": 1e400}]'
+        result = ingest(es, collector, split_body(body, "application/json"))
+        assert result.status == 207
+        accepted, bad = result.to_dict()["events"]
+        assert accepted["status"] == "accepted"
+        assert bad["code"] == "MALFORMED_JSON" and "infinity" in bad["reason"]
+    finally:
+        store.close()
