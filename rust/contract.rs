@@ -479,8 +479,9 @@ fn is_ip(s: &str) -> bool {
 }
 
 /// The scope values the server authorizes a collector by (`_scope_values` in
-/// server/ingest.py): event type, connector, repository, environment.
-pub type Scope = (String, Option<String>, Option<String>, Option<String>);
+/// server/ingest.py): event type, connector, repository, environment; and the
+/// event's `created_at` (epoch ms), for the lag of those it lets through.
+pub type Scope = (String, Option<String>, Option<String>, Option<String>, i64);
 
 /// The checked envelope contract of every registry type.
 #[derive(Debug)]
@@ -558,7 +559,7 @@ impl Contract {
             _ => return None,
         };
         let scope = if scoped {
-            Some(scope_of(&event, event_type)?)
+            Some(scope_of(&event, event_type, created_ms)?)
         } else {
             None
         };
@@ -571,7 +572,7 @@ impl Contract {
     }
 }
 
-fn scope_of(event: &J<'_>, event_type: &str) -> Option<Scope> {
+fn scope_of(event: &J<'_>, event_type: &str, created_ms: i64) -> Option<Scope> {
     let payload = event.get("payload");
     let member = |name: &str| -> Option<Option<String>> {
         match payload.and_then(|p| p.get(name)) {
@@ -598,6 +599,7 @@ fn scope_of(event: &J<'_>, event_type: &str) -> Option<Scope> {
         member("connector")?,
         repo,
         member("environment")?,
+        created_ms,
     ))
 }
 

@@ -147,7 +147,7 @@ class Contract:
         list[int],
         list[bytes],
         int | None,
-        list[tuple[str, str | None, str | None, str | None]] | None,
+        list[tuple[str, str | None, str | None, str | None, int]] | None,
     ]: ...
 
 def split_json_array(text: bytes) -> list[bytes] | None: ...

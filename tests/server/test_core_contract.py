@@ -543,3 +543,26 @@ def test_an_array_element_orjson_cannot_read_rejects_only_itself(tmp_path: Path)
         assert bad["code"] == "MALFORMED_JSON" and "infinity" in bad["reason"]
     finally:
         store.close()
+
+
+def test_the_lag_is_measured_from_events_the_scope_lets_through(tmp_path: Path) -> None:
+    import time
+    from datetime import datetime
+
+    store = open_store(str(tmp_path / "o.db"))
+    try:
+        es = EventStore(store)
+        es.add_tenant(TENANT)
+        scope = {"event_types": ["finding.created"]}
+        collector = es.add_collector(
+            TENANT, key_type="ed25519", public_key="whpk_x", secret_enc=None, scope=scope
+        )
+        allowed = {**example_event("finding.created"), "created_at": "2026-05-01T10:00:00Z"}
+        denied = {**example_event("deploy.decision"), "created_at": "2026-05-01T11:00:00Z"}
+        result = ingest(es, collector, [orjson.dumps(allowed), orjson.dumps(denied)])
+        assert [e.status for e in result.events] == ["accepted", "rejected"]
+        (lag,) = result.lags
+        newest = datetime.fromisoformat("2026-05-01T10:00:00+00:00").timestamp()
+        assert abs(lag - (time.time() - newest)) < 60
+    finally:
+        store.close()

@@ -180,12 +180,14 @@ def ingest(
         if scopes is None:
             passing = dict(zip(fast, texts, strict=True))
         else:
-            for i, text, scope in zip(fast, texts, scopes, strict=True):
-                denied = _denied(collector, dict(zip(_SCOPE_NAMES, scope, strict=True)))
+            newest = None  # of the events the scope lets through
+            for i, text, (*values, created) in zip(fast, texts, scopes, strict=True):
+                denied = _denied(collector, dict(zip(_SCOPE_NAMES, values, strict=True)))
                 if denied:
                     verdicts[i] = EventResult(i, "rejected", code="FORBIDDEN", reason=denied)
                 else:
                     passing[i] = text
+                    newest = created if newest is None else max(newest, created)
         if len(fast) < len(raw_events):
             done = set(fast)
             slow = [i for i in range(len(raw_events)) if i not in done]
@@ -244,9 +246,9 @@ def ingest(
                 verdicts[i] = EventResult(i, "rejected", code="FORBIDDEN", reason=denied)
                 continue
         passing[i] = orjson.dumps(event)
-        created = epoch_millis(event["created_at"])
-        if created is not None and (newest is None or created[0] > newest):
-            newest = created[0]
+        millis = epoch_millis(event["created_at"])
+        if millis is not None and (newest is None or millis[0] > newest):
+            newest = millis[0]
     result = IngestResult()
 
     def merged(stored: list[tuple[str, Any, Any]]) -> list[EventResult]:
