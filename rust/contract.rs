@@ -136,10 +136,16 @@ enum Pattern {
     Regex(regex::Regex),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum Check {
     Rfc3339,
     Ip,
+    /// `_check_event_type`: a registry type, or a custom type matching `pattern` (the
+    /// reverse-DNS rule) outside the `reserved` prefix.
+    EventType {
+        pattern: regex::Regex,
+        reserved: String,
+    },
 }
 
 #[derive(Debug)]
@@ -360,10 +366,19 @@ fn node(spec: &serde_json::Value, at: &str) -> Result<Node, String> {
             }
         }
         "after" => {
-            only_keys(spec, &["t", "check", "schema"], at)?;
+            only_keys(spec, &["t", "check", "schema", "pattern", "reserved"], at)?;
+            let text = |key: &str| {
+                spec.get(key)
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| spec_err(at, format!("the check needs {key}")))
+            };
             let check = match spec.get("check").and_then(|c| c.as_str()) {
                 Some("rfc3339") => Check::Rfc3339,
                 Some("ip") => Check::Ip,
+                Some("event_type") => Check::EventType {
+                    pattern: regex::Regex::new(text("pattern")?).map_err(|e| spec_err(at, e))?,
+                    reserved: text("reserved")?.to_owned(),
+                },
                 other => return Err(spec_err(at, format!("unknown check {other:?}"))),
             };
             let inner = spec
@@ -436,6 +451,10 @@ fn valid(node: &Node, v: &J<'_>) -> bool {
                 && match check {
                     Check::Rfc3339 => crate::time::epoch_millis(s).is_some(),
                     Check::Ip => is_ip(s),
+                    Check::EventType { pattern, reserved } => {
+                        crate::cloudevent::is_registry_type(s)
+                            || (!s.starts_with(reserved.as_str()) && pattern.is_match(s))
+                    }
                 }
         }
         _ => false,
@@ -483,10 +502,12 @@ fn is_ip(s: &str) -> bool {
 /// event's `created_at` (epoch ms), for the lag of those it lets through.
 pub type Scope = (String, Option<String>, Option<String>, Option<String>, i64);
 
-/// The checked envelope contract of every registry type.
+/// The checked envelope contract of every registry type, and of the custom types.
 #[derive(Debug)]
 pub struct Contract {
     types: HashMap<String, Node>,
+    /// For any other `event_type` (the spec's `"*"`): its own check decides.
+    custom: Option<Node>,
 }
 
 /// A passing event: its text for the store and what the server needs of it.
@@ -507,14 +528,19 @@ impl Contract {
             .as_object()
             .ok_or("contract spec: an object of event types")?;
         let mut types = HashMap::new();
+        let mut custom = None;
         for (t, n) in obj {
             let n = node(n, t)?;
             if !matches!(n, Node::Fields { .. }) {
                 return Err(spec_err(t, "an envelope is an object of fields"));
             }
-            types.insert(t.clone(), n);
+            if t == "*" {
+                custom = Some(n);
+            } else {
+                types.insert(t.clone(), n);
+            }
         }
-        Ok(Contract { types })
+        Ok(Contract { types, custom })
     }
 
     /// The event `text` passes the contract as the server checks it for `tenant`
@@ -533,7 +559,10 @@ impl Contract {
             fields,
             forbid_extra,
             ..
-        } = self.types.get(event_type.as_ref())?
+        } = self
+            .types
+            .get(event_type.as_ref())
+            .or(self.custom.as_ref())?
         else {
             return None;
         };

@@ -1081,7 +1081,13 @@ def _core_node(node: dict[str, Any], extra: str | None = None) -> dict[str, Any]
             schema = f["schema"]
             required = schema.get("type") != "default"
             if not required:
-                if set(schema) - {"type", "schema", "default", "default_factory"}:
+                if schema.get("default_factory_takes_data") or set(schema) - {
+                    "type",
+                    "schema",
+                    "default",
+                    "default_factory",
+                    "default_factory_takes_data",
+                }:
                     raise TypeError(f"default of {name} with {sorted(set(schema))}")
                 schema = schema["schema"]
             fields.append({"name": name, "required": required, "schema": _core_node(schema)})
@@ -1095,6 +1101,14 @@ def _core_node(node: dict[str, Any], extra: str | None = None) -> dict[str, Any]
         func = node["function"].get("function")
         if node["function"].get("type") != "no-info":
             raise TypeError("only plain after-validators are in the core")
+        if func is _check_event_type:
+            return {
+                "t": "after",
+                "check": "event_type",
+                "pattern": REVERSE_DNS_PATTERN,
+                "reserved": TYPE_PREFIX,
+                "schema": _core_node(node["schema"]),
+            }
         if func in _CORE_CHECKS:
             return {"t": "after", "check": _CORE_CHECKS[func], "schema": _core_node(node["schema"])}
         if func in _CORE_REQUIRE_ANY:
@@ -1106,11 +1120,25 @@ def _core_node(node: dict[str, Any], extra: str | None = None) -> dict[str, Any]
     raise TypeError(f"{kind} schema: not in the core")
 
 
+def _custom_schema() -> dict[str, Any]:
+    """The envelope as ``PostureEvent`` checks a custom type's (open payload), as a
+    plain core schema: its fields without the registry payload hook."""
+    fields: dict[str, Any] = {
+        name: (f.annotation, f) for name, f in PostureEvent.model_fields.items()
+    }
+    model = create_model("PostureEvent[custom]", __config__=PostureEvent.model_config, **fields)
+    schema: dict[str, Any] = _plain(model.__pydantic_core_schema__)
+    if schema.get("type") != "model-fields":
+        raise TypeError("unexpected core schema for the envelope")
+    return schema
+
+
 def core_contract_spec() -> dict[str, Any]:
-    """The core's description of every registry type's envelope (``_typed_schema``)."""
+    """The core's description of every registry type's envelope (``_typed_schema``), and
+    under ``"*"`` of the envelope of any other type (``_custom_schema``)."""
     out = {}
-    for t in REGISTRY:
-        schema = _typed_schema(t)
+    schemas = {t: _typed_schema(t) for t in REGISTRY} | {"*": _custom_schema()}
+    for t, schema in schemas.items():
         if not schema.get("extra_behavior"):
             schema = {**schema, "extra_behavior": PostureEvent.model_config.get("extra")}
         out[t] = _core_node(schema)
@@ -1119,6 +1147,7 @@ def core_contract_spec() -> dict[str, Any]:
 
 @functools.cache
 def core_contract() -> _core.Contract:
-    """The registry contract compiled into the core: passes an event text only if
-    ``check_envelope`` would, without the GIL (the server's fast path)."""
+    """The envelope contract (registry and custom types) compiled into the core:
+    passes an event text only if ``check_envelope`` would, without the GIL (the
+    server's fast path)."""
     return _core.Contract(orjson.dumps(core_contract_spec()))

@@ -71,6 +71,15 @@ STRINGS = [
     "repo",
     "finding.created",
     "1",
+    "runtime.exec",
+    "com.example.thing.happened",
+    "com.example.x-y_z",
+    "io.agentbom.thing.happened",
+    "Com.example.thing",
+    "com.example",
+    "com..example.x",
+    "a" * 63 + ".b.c",
+    "a" * 64 + ".b.c",
     "CVE-2026-12345",
     "CVE-26-1",
     "CWE-918",
@@ -203,8 +212,21 @@ def mutate(event: dict[str, Any], pick: Pick) -> None:
         node.append(value)
 
 
+CUSTOM = "com.example.scanner.result"
+
+
+def example(event_type: str) -> dict[str, Any]:
+    """A valid event of a registry type or of the custom type ``CUSTOM``."""
+    if event_type != CUSTOM:
+        return example_event(event_type)
+    event = example_event("finding.created")
+    event["event_type"] = CUSTOM
+    event["payload"] = {"tool": "scanner", "results": [{"id": 1, "ok": True}], "score": 0.5}
+    return event
+
+
 def generated(pick: Pick, changes: int) -> dict[str, Any]:
-    event = example_event(pick(sorted(REGISTRY)))
+    event = example(pick([*sorted(REGISTRY), CUSTOM]))
     for member in ("tenant_id", "event_id"):
         if pick([True, False]):
             del event[member]
@@ -231,9 +253,11 @@ def core_passes(text: bytes, tenant: str = TENANT) -> bool:
     return indices == [0]
 
 
-def test_every_registry_type_is_compiled_into_the_core() -> None:
-    for t in REGISTRY:
-        assert core_passes(orjson.dumps(example_event(t))), t
+def test_every_registry_type_and_custom_types_are_compiled_into_the_core() -> None:
+    for t in [*REGISTRY, CUSTOM]:
+        assert core_passes(orjson.dumps(example(t))), t
+    reserved = {**example(CUSTOM), "event_type": "io.agentbom.scanner.result"}
+    assert not pydantic_passes(reserved) and not core_passes(orjson.dumps(reserved))
 
 
 @settings(
@@ -262,13 +286,14 @@ def test_a_network_event_needs_a_destination() -> None:
     assert not core_passes(orjson.dumps(event))
 
 
-@pytest.mark.parametrize("event_type", sorted(REGISTRY))
+@pytest.mark.parametrize("event_type", [*sorted(REGISTRY), CUSTOM])
 def test_every_member_at_every_edge(event_type: str) -> None:
     """Each envelope and payload member of the type's contract (and one unknown
     name), set to each edge value in turn: the core and pydantic agree on all."""
-    base = example_event(event_type)
+    base = example(event_type)
+    payload = REGISTRY[event_type].model_fields if event_type in REGISTRY else ["tool"]
     members = [((), m) for m in [*PostureEvent.model_fields, "zz_extra"]]
-    members += [(("payload",), m) for m in [*REGISTRY[event_type].model_fields, "zz_extra"]]
+    members += [(("payload",), m) for m in [*payload, "zz_extra"]]
     checked = 0
     for where, member in members:
         for value in POOL:
