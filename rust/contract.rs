@@ -9,10 +9,12 @@
 //!
 //! It only ever says "valid" or "ask Python": an event it does not pass goes the
 //! slow way (pydantic), which names every problem. So it must never pass an event
-//! pydantic would refuse (tests/server/test_fast_contract.py checks it against
+//! pydantic would refuse (tests/server/test_core_contract.py checks it against
 //! pydantic on generated events); refusing one pydantic passes only costs time.
 //! JSON is read as orjson reads it: integers that fit 64 bits are integers,
-//! anything else a number is a float (serde_json agrees, `float_roundtrip` on).
+//! anything else a number is a float (serde_json agrees, `float_roundtrip` on; it
+//! reads `-0` as a float where orjson gives the integer 0, which only sends such an
+//! event the slow way).
 //! Texts with a duplicated member name are left to Python (orjson keeps the last;
 //! the core's own parser refuses them).
 
@@ -484,11 +486,15 @@ fn valid_fields(
             .all(|(k, _)| fields.iter().any(|f| f.name == *k))
 }
 
-/// What Python's `ipaddress.ip_address` accepts, or a subset of it: dotted-quad IPv4
-/// without leading zeros, IPv6 (std's parsers) with an optional `%zone` as Python
-/// reads it (anything after the first `%`, not empty, no second `%`). Checked
-/// against Python's in tests/server/test_core_contract.py.
+/// Whether Python's `ipaddress.ip_address` accepts `s` (or a subset: refusing more
+/// only costs the slow path): IPv4 as std reads it (dotted quad, no leading zeros),
+/// IPv6 with an optional `%zone` as Python reads it (anything after the first `%`,
+/// not empty, no second `%`), and never a `/` anywhere, which Python refuses before
+/// it looks at a zone. Checked against Python's in tests/server/test_core_contract.py.
 fn is_ip(s: &str) -> bool {
+    if s.contains('/') {
+        return false;
+    }
     match s.split_once('%') {
         None => s.parse::<std::net::IpAddr>().is_ok(),
         Some((addr, zone)) => {
