@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from agent_bom import __version__
 from agent_bom import evidence as ev
-from agent_bom.envelope import epoch_millis
+from agent_bom.envelope import core_contract, epoch_millis
 from agent_bom.errors import AgentBomError, Replayed, SignatureInvalid
 from agent_bom.outbox import OutboxStore
 from agent_bom.redaction import load_redactor
@@ -72,6 +72,7 @@ def create_app(
 ) -> FastAPI:
     cfg = config or ServerConfig()
     redactor = load_redactor("mask", None, cfg.redact_rules)
+    core_contract()  # built now: a contract the core cannot take stops startup, not requests
     events = EventStore(store, checkpoint_every=cfg.checkpoint_every, redactor=redactor)
     metrics = Metrics(store)
     collectors = _CollectorCache(events)
