@@ -564,7 +564,7 @@ impl Contract {
         let Node::Fields {
             fields,
             forbid_extra,
-            ..
+            require_any,
         } = self
             .types
             .get(event_type.as_ref())
@@ -586,7 +586,9 @@ impl Contract {
         let tenant_value = J::Str(Cow::Borrowed(tenant));
         let derived_id = J::Str(Cow::Borrowed("x"));
         let implied = [("tenant_id", &tenant_value), ("event_id", &derived_id)];
-        if !valid_fields(fields, *forbid_extra, members, &implied) {
+        if !valid_fields(fields, *forbid_extra, members, &implied)
+            || !(require_any.is_empty() || require_any.iter().any(|n| event.get(n).is_some()))
+        {
             return None;
         }
         let created_ms = match event.get("created_at") {
