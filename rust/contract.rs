@@ -198,34 +198,24 @@ fn spec_err(at: &str, what: impl fmt::Display) -> String {
     format!("contract spec at {at}: {what}")
 }
 
-fn opt_usize(spec: &serde_json::Value, key: &str, at: &str) -> Result<Option<usize>, String> {
+/// The optional number `key` of a spec node, read by `read` (None: absent or null).
+fn opt<T>(
+    spec: &serde_json::Value,
+    key: &str,
+    at: &str,
+    what: &str,
+    read: impl Fn(&serde_json::Value) -> Option<T>,
+) -> Result<Option<T>, String> {
     match spec.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(|n| Some(n as usize))
-            .ok_or_else(|| spec_err(at, format!("{key} must be a count"))),
-    }
-}
-
-fn opt_i128(spec: &serde_json::Value, key: &str, at: &str) -> Result<Option<i128>, String> {
-    match spec.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .map(|n| Some(n.into()))
-            .ok_or_else(|| spec_err(at, format!("{key} must be an integer"))),
-    }
-}
-
-fn opt_f64(spec: &serde_json::Value, key: &str, at: &str) -> Result<Option<f64>, String> {
-    match spec.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
+        Some(v) => read(v)
             .map(Some)
-            .ok_or_else(|| spec_err(at, format!("{key} must be a number"))),
+            .ok_or_else(|| spec_err(at, format!("{key} must be {what}"))),
     }
+}
+
+fn opt_usize(spec: &serde_json::Value, key: &str, at: &str) -> Result<Option<usize>, String> {
+    opt(spec, key, at, "a count", |v| v.as_u64().map(|n| n as usize))
 }
 
 fn only_keys(spec: &serde_json::Value, allowed: &[&str], at: &str) -> Result<(), String> {
@@ -288,15 +278,15 @@ fn node(spec: &serde_json::Value, at: &str) -> Result<Node, String> {
         "int" => {
             only_keys(spec, &["t", "ge", "le"], at)?;
             Node::Int {
-                ge: opt_i128(spec, "ge", at)?,
-                le: opt_i128(spec, "le", at)?,
+                ge: opt(spec, "ge", at, "an integer", |v| v.as_i64().map(i128::from))?,
+                le: opt(spec, "le", at, "an integer", |v| v.as_i64().map(i128::from))?,
             }
         }
         "float" => {
             only_keys(spec, &["t", "ge", "le"], at)?;
             Node::Float {
-                ge: opt_f64(spec, "ge", at)?,
-                le: opt_f64(spec, "le", at)?,
+                ge: opt(spec, "ge", at, "a number", serde_json::Value::as_f64)?,
+                le: opt(spec, "le", at, "a number", serde_json::Value::as_f64)?,
             }
         }
         "list" => {
@@ -436,18 +426,7 @@ fn valid(node: &Node, v: &J<'_>) -> bool {
             a.len() >= *min && max.is_none_or(|m| a.len() <= m) && a.iter().all(|x| valid(items, x))
         }
         (Node::Dict { values }, J::Obj(m)) => m.iter().all(|(_, x)| valid(values, x)),
-        (
-            Node::Fields {
-                fields,
-                forbid_extra,
-                require_any,
-            },
-            J::Obj(m),
-        ) => {
-            valid_fields(fields, *forbid_extra, m, &[])
-                && (require_any.is_empty()
-                    || require_any.iter().any(|n| m.iter().any(|(k, _)| k == n)))
-        }
+        (Node::Fields { .. }, J::Obj(m)) => valid_object(node, m, &[]),
         (Node::After(inner, check), J::Str(s)) => {
             valid(inner, v)
                 && match check {
@@ -463,24 +442,35 @@ fn valid(node: &Node, v: &J<'_>) -> bool {
     }
 }
 
-/// `members` against `fields`; `implied` members count as present with that value
-/// when the text leaves them out (the server's tenant, a derived id).
-fn valid_fields(
-    fields: &[Field],
-    forbid_extra: bool,
+/// `members` against a `Node::Fields`; `implied` members count as present with that
+/// value when the text leaves them out (the server's tenant, a derived id).
+fn valid_object(
+    node: &Node,
     members: &[(Cow<'_, str>, J<'_>)],
     implied: &[(&str, &J<'_>)],
 ) -> bool {
+    let Node::Fields {
+        fields,
+        forbid_extra,
+        require_any,
+    } = node
+    else {
+        return false;
+    };
+    let present = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     for f in fields {
-        let given = members.iter().find(|(k, _)| *k == f.name).map(|(_, v)| v);
-        let value = given.or_else(|| implied.iter().find(|(k, _)| *k == f.name).map(|(_, v)| *v));
+        let value = present(&f.name)
+            .or_else(|| implied.iter().find(|(k, _)| *k == f.name).map(|(_, v)| *v));
         match value {
             Some(v) if !valid(&f.node, v) => return false,
             None if f.required => return false,
             _ => {}
         }
     }
-    !forbid_extra
+    if !require_any.is_empty() && !require_any.iter().any(|n| present(n).is_some()) {
+        return false;
+    }
+    !*forbid_extra
         || members
             .iter()
             .all(|(k, _)| fields.iter().any(|f| f.name == *k))
@@ -561,17 +551,10 @@ impl Contract {
             Some(J::Str(t)) => t,
             _ => return None,
         };
-        let Node::Fields {
-            fields,
-            forbid_extra,
-            require_any,
-        } = self
+        let envelope = self
             .types
             .get(event_type.as_ref())
-            .or(self.custom.as_ref())?
-        else {
-            return None;
-        };
+            .or(self.custom.as_ref())?;
         let inject = match event.get("tenant_id") {
             None => true,
             Some(J::Str(t)) if t == tenant => false,
@@ -586,9 +569,7 @@ impl Contract {
         let tenant_value = J::Str(Cow::Borrowed(tenant));
         let derived_id = J::Str(Cow::Borrowed("x"));
         let implied = [("tenant_id", &tenant_value), ("event_id", &derived_id)];
-        if !valid_fields(fields, *forbid_extra, members, &implied)
-            || !(require_any.is_empty() || require_any.iter().any(|n| event.get(n).is_some()))
-        {
+        if !valid_object(envelope, members, &implied) {
             return None;
         }
         let created_ms = match event.get("created_at") {
