@@ -5,6 +5,7 @@
 //! (bounded multi-threaded stream), `verify` (streaming verifier). The PyO3
 //! glue lives in `py` and is only built with the `python` feature.
 
+pub mod binding;
 pub mod canon;
 pub mod capture;
 pub mod chain;

@@ -192,6 +192,48 @@ fn canonical_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bou
     Ok(PyBytes::new(py, &out))
 }
 
+/// The CloudEvents Kafka binary-mode records of CloudEvent lines (`crate::binding`):
+/// per line `(value, [(header, bytes), ...])`, or the reason it is not a CloudEvent.
+/// Parsed without the GIL; header names are shared between records.
+#[pyfunction]
+fn kafka_binary<'py>(
+    py: Python<'py>,
+    lines: Vec<Bound<'py, PyBytes>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let texts: Vec<&[u8]> = lines.iter().map(|b| b.as_bytes()).collect();
+    let records: Vec<Result<crate::binding::Record, String>> = py.detach(|| {
+        texts
+            .iter()
+            .map(|t| crate::binding::binary_record(t))
+            .collect()
+    });
+    let mut names: std::collections::HashMap<String, Bound<'py, PyString>> =
+        std::collections::HashMap::new();
+    let out = PyList::empty(py);
+    for r in records {
+        match r {
+            Err(why) => out.append(why)?,
+            Ok(rec) => {
+                let headers = PyList::empty(py);
+                for (name, value) in rec.headers {
+                    let key = match names.get(&name) {
+                        Some(k) => k.clone(),
+                        None => {
+                            let k = PyString::new(py, &name);
+                            names.insert(name, k.clone());
+                            k
+                        }
+                    };
+                    headers.append((key, PyBytes::new(py, &value)))?;
+                }
+                let value = rec.value.map(|v| PyBytes::new(py, &v));
+                out.append((value, headers))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// RFC 8785 canonical form of JSON text.
 #[pyfunction]
 #[pyo3(signature = (data, max_depth = 128))]
@@ -1329,6 +1371,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
     m.add_function(wrap_pyfunction!(epoch_millis, m)?)?;
     m.add_function(wrap_pyfunction!(canonicalize, m)?)?;
+    m.add_function(wrap_pyfunction!(kafka_binary, m)?)?;
     m.add_function(wrap_pyfunction!(content_hash, m)?)?;
     m.add_function(wrap_pyfunction!(hash_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;

@@ -31,7 +31,7 @@ def test_migrations_are_versioned_and_applied_once(store_url: str) -> None:
     for _ in range(2):
         with open_store(store_url) as s, s.transaction() as cur:
             cur.execute("SELECT version FROM schema_migrations ORDER BY version")
-            assert [r[0] for r in cur.fetchall()] == [1, 2, 3]
+            assert [r[0] for r in cur.fetchall()] == [1, 2, 3, 4]
 
 
 def test_enqueue_fans_out_to_matching_destinations_of_the_tenant(store: OutboxStore) -> None:

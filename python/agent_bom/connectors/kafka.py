@@ -10,7 +10,6 @@ Needs the kafka extra: ``pip install 'agent-bom[kafka]'``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from agent_bom import canonical_json
+from agent_bom import _core
 from agent_bom.errors import ConfigError
 from agent_bom.outbox.credentials import resolve
 from agent_bom.outbox.model import Destination, OutboxRow
@@ -82,37 +81,34 @@ def producer_config(dest: Destination) -> dict[str, Any]:
     return conf
 
 
-def _headers(ce: dict[str, Any], mode: str) -> list[tuple[str, str | bytes | None]]:
+_STRUCTURED: list[tuple[str, str | bytes | None]] = [
+    ("content-type", b"application/cloudevents+json")
+]
+
+
+def records(bodies: Sequence[bytes], mode: str) -> Sequence[tuple[bytes | None, Any] | str]:
+    """Per CloudEvent line, the Kafka record's (value, headers), or why it cannot be one.
+
+    Binary mode (the core, ``agent_bom._core.kafka_binary``): value = the RFC 8785 form
+    of ``data``; ``content-type`` = ``datacontenttype``; every other attribute a
+    ``ce_<name>`` header (strings as their text, other values as RFC 8785 text), in
+    RFC 8785 member order. Structured mode: value = the exact line."""
     if mode == "structured":
-        return [("content-type", b"application/cloudevents+json")]
-    headers: list[tuple[str, str | bytes | None]] = [
-        ("content-type", str(ce.get("datacontenttype", "application/json")).encode())
-    ]
-    for name, value in ce.items():
-        if name not in _SKIP:
-            text = value.encode() if isinstance(value, str) else orjson.dumps(value)
-            headers.append(("ce_" + name, text))
-    return headers
+        return [(body, _STRUCTURED) for body in bodies]
+    return _core.kafka_binary(list(bodies))
 
 
 class _Producer:
-    """One confluent-kafka producer with a thread serving its delivery callbacks."""
+    """One confluent-kafka producer. Its delivery reports are served by the coroutines
+    waiting for them (``poll(0)`` on the event loop), not by a thread of their own: a
+    second thread would need the GIL for every report while the loop is producing, and
+    each such handoff can wait out the interpreter's switch interval."""
 
     def __init__(self, conf: dict[str, Any]) -> None:
         self.producer = Producer(conf)
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            self.producer.poll(0.05)
 
     def close(self, timeout: float) -> int:
-        remaining = self.producer.flush(timeout)
-        self._closed.set()
-        self._thread.join(1)
-        return int(remaining)
+        return int(self.producer.flush(timeout))
 
 
 class KafkaConnector:
@@ -153,28 +149,35 @@ class KafkaConnector:
             return [SendResult(error=str(e)) for _ in rows]
         mode = str(dest.config.get("mode", "binary"))
         acks = _Acks(asyncio.get_running_loop(), len(rows), topic, started)
-        for i, row in enumerate(rows):
-            ce = orjson.loads(row.body)
-            value = row.body if mode == "structured" else canonical_json(ce["data"])
+        built = records([r.body for r in rows], mode)
+        for i, (row, record) in enumerate(zip(rows, built, strict=True)):
+            if isinstance(record, str):  # a body that is not a CloudEvent: never sendable
+                acks.refuse(i, f"not a CloudEvent ({record}); cannot map it to a Kafka record")
+                continue
+            value, headers = record
             while True:
                 try:
                     producer.producer.produce(
                         topic,
                         key=row.tenant_id.encode(),
                         value=value,
-                        headers=_headers(ce, mode),
+                        headers=headers,
                         on_delivery=functools.partial(acks.delivered, i),
                     )
+                    if not i & 255:
+                        producer.producer.poll(0)  # serve acks here too, between produces
                     break
                 except BufferError:
                     await asyncio.sleep(0.01)  # the local queue is full: let it drain
                 except KafkaException as e:
                     acks.delivered(i, e.args[0], None)
                     break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(acks.all_in), self.timeout + 5)
-        no_ack = SendResult(error=f"no broker ack within {self.timeout}s")
-        results = [r if r is not None else no_ack for r in acks.results]
+        deadline = time.monotonic() + self.timeout + 5
+        while not acks.all_in.done() and time.monotonic() < deadline:
+            producer.producer.poll(0)  # serves the reports here, on the loop
+            if not acks.all_in.done():
+                await asyncio.wait([acks.all_in], timeout=_ACK_POLL)
+        results = acks.outcome(self.timeout)
         if any(r.error is not None and "_MSG_TIMED_OUT" in r.error for r in results):
             why = await asyncio.to_thread(_missing_topic, producer.producer, topic)
             if why is not None:
@@ -206,13 +209,39 @@ class _Acks:
             self.all_in.set_result(None)
 
     def delivered(self, i: int, err: KafkaError | None, _msg: Any) -> None:
-        ms = round((time.perf_counter() - self._started) * 1000, 3)
-        self.results[i] = _result(err, self._topic, ms)
+        # Called once per record, with the GIL: an acknowledgement only marks its slot;
+        # the batch's one result for them is made when the last one is in.
+        if err is None:
+            self._settle(i, _ACKED)
+        else:
+            ms = round((time.perf_counter() - self._started) * 1000, 3)
+            self._settle(i, _result(err, self._topic, ms))
+
+    def refuse(self, i: int, why: str) -> None:
+        self._settle(i, SendResult(error=why, permanent=True))
+
+    def _settle(self, i: int, result: SendResult) -> None:
+        self.results[i] = result
         with self._lock:
             self._pending -= 1
             last = self._pending == 0
         if last:
+            self.finished = time.perf_counter()
             self._loop.call_soon_threadsafe(_settle, self.all_in)
+
+    def outcome(self, timeout: float) -> list[SendResult]:
+        """Every record's result: acknowledged ones share one (latency: the batch's)."""
+        end = getattr(self, "finished", None)
+        ok = SendResult(
+            status_code=200,
+            latency_ms=None if end is None else round((end - self._started) * 1000, 3),
+        )
+        no_ack = SendResult(error=f"no broker ack within {timeout}s")
+        return [ok if r is _ACKED else no_ack if r is None else r for r in self.results]
+
+
+_ACKED = SendResult(status_code=200)
+_ACK_POLL = 0.002  # seconds between polls for delivery reports while a batch waits
 
 
 def _settle(fut: asyncio.Future[None]) -> None:

@@ -13,6 +13,7 @@ from agent_bom.errors import ConfigError, InvalidEvent
 
 __all__ = [
     "KINDS",
+    "ORDERED_KINDS",
     "SEVERITIES",
     "SIGNING_SCHEMES",
     "Attempt",
@@ -27,6 +28,8 @@ __all__ = [
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 KINDS = ("webhook", "kafka")
+# Destinations delivered as an ordered stream under a cursor (schema step 4).
+ORDERED_KINDS = ("kafka",)
 SIGNING_SCHEMES = ("v1", "v1a", "v1+v1a")
 _CE_PREFIX = "io.agentbom."
 _REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")

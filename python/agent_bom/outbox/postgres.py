@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent_bom.errors import ConfigError
-from agent_bom.outbox.model import Completion
 from agent_bom.outbox.store import Cursor, OutboxStore
 
 try:
@@ -34,11 +33,6 @@ def _pg_sql(sql: str) -> str:
     return _PLACEHOLDER.sub("%s", sql)
 
 
-_DELIVERED = (
-    "unnest(?::bigint[], ?::integer[], ?::double precision[], ?::text[], "
-    "?::double precision[], ?::text[]) WITH ORDINALITY "
-    "AS j (id, status_code, latency_ms, excerpt, at, owner, k)"
-)
 _MIGRATION_LOCK = 0x61676E74  # pg_advisory_xact_lock key: one migrator at a time
 
 
@@ -69,6 +63,9 @@ class PostgresStore(OutboxStore):
     dialect = "postgresql"
     _for_update = " FOR UPDATE"
     _claim_lock = " FOR UPDATE OF o SKIP LOCKED"
+    _stream_claim_lock = " FOR UPDATE OF c SKIP LOCKED"
+    _enqueue_lock = " FOR KEY SHARE"
+    _stream_fence = "SELECT id FROM destinations WHERE id = ? FOR UPDATE"
     # psycopg prepares a statement after five runs, and PostgreSQL may then keep a
     # generic plan made while a table was new and empty: the ingest duplicate check on
     # a growing events table became a sequential scan (25 ms per batch at 20,000 rows).
@@ -99,15 +96,14 @@ class PostgresStore(OutboxStore):
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield _PgCursor(cur)
 
-    def _delivered_table(self, delivered: Sequence[Completion]) -> tuple[str, list[Any]]:
-        return _DELIVERED, [
-            [c.row_id for c in delivered],
-            [c.status_code for c in delivered],
-            [c.latency_ms for c in delivered],
-            [c.response_excerpt for c in delivered],
-            [c.at for c in delivered],
-            [c.lease_owner for c in delivered],
-        ]
+    def _table(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        """One typed array parameter per column, read by ``unnest``."""
+        arrays = ", ".join(f"?::{kind}[]" for _, kind in columns)
+        names = ", ".join(name for name, _ in columns)
+        params = [[r[i] for r in rows] for i in range(len(columns))]
+        return f"unnest({arrays}) WITH ORDINALITY AS j ({names}, k)", params
 
     def _migrate(self) -> None:
         with self.transaction() as cur:

@@ -155,6 +155,38 @@ MIGRATIONS.append(
     )
 )
 
+
+# 4: ordered destinations (Kafka) are delivered as a stream. Their rows are enqueued
+# with ``ordered = 1`` and delivered in id order under one lease per destination; the
+# broker's acknowledgement moves the destination's cursor, so a delivered row is never
+# rewritten: a pending ordered row at or below its destination's cursor *is* delivered
+# (the store's reads say so). A row that fails, or that an operator retries, leaves the
+# stream (``ordered = 0``) and is retried row by row like a webhook's. Rows queued
+# before this step stay row-by-row rows.
+def _stream_tables(real: str, bigint: str) -> list[str]:
+    return [
+        "ALTER TABLE outbox ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0",
+        f"""CREATE TABLE stream_cursors (
+            destination_id TEXT PRIMARY KEY REFERENCES destinations (id),
+            delivered_through {bigint} NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires_at {real},
+            updated_at {real} NOT NULL
+        )""",
+        "INSERT INTO stream_cursors (destination_id, delivered_through, updated_at) "
+        "SELECT id, 0, created_at FROM destinations WHERE kind = 'kafka'",
+        "DROP INDEX outbox_pending",
+        "CREATE INDEX outbox_pending ON outbox (next_attempt_at, id) "
+        "WHERE status = 'pending' AND ordered = 0",
+        "CREATE INDEX outbox_stream ON outbox (destination_id, id) "
+        "WHERE status = 'pending' AND ordered = 1",
+    ]
+
+
+MIGRATIONS.append(
+    (4, _stream_tables("REAL", "INTEGER"), _stream_tables("DOUBLE PRECISION", "BIGINT"))
+)
+
 LATEST = MIGRATIONS[-1][0]
 
 # One statement per kind of due row: expired leases first (their worker died), then
@@ -162,8 +194,8 @@ LATEST = MIGRATIONS[-1][0]
 CLAIM = """UPDATE outbox SET status = 'delivering', lease_owner = ?, lease_expires_at = ?,
     updated_at = ?
 WHERE id IN (
-    SELECT o.id FROM outbox o
-    WHERE o.status = '{status}' AND o.{column} <= ?
+    SELECT o.id FROM outbox o{hint}
+    WHERE o.status = '{status}' AND o.ordered = 0 AND o.{column} <= ?
       AND o.destination_id IN (SELECT d.id FROM destinations d WHERE d.enabled = ?)
       {exclude}
     ORDER BY o.{column}, o.id

@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
 from agent_bom.errors import ConfigError
-from agent_bom.outbox.model import Completion
 from agent_bom.outbox.store import Cursor, OutboxStore
 
 __all__ = ["SQLiteStore"]
@@ -22,12 +21,6 @@ __all__ = ["SQLiteStore"]
 PAGE_SIZE = 16_384
 _MAX_VARIABLES = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 _MAX_ROWS_PER_INSERT = 500  # few distinct statements for the statement cache
-_DELIVERED = (
-    "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status_code, "
-    "json_extract(value, '$[2]') AS latency_ms, json_extract(value, '$[3]') AS excerpt, "
-    "json_extract(value, '$[4]') AS at, json_extract(value, '$[5]') AS owner, key AS k "
-    "FROM json_each(?)) AS j"
-)
 
 
 class SQLiteStore(OutboxStore):
@@ -35,6 +28,13 @@ class SQLiteStore(OutboxStore):
     once serialize instead of both reading the same due rows."""
 
     dialect = "sqlite"
+    inline_stream_reads = True  # a WAL reader never waits for the writer
+    # The planner, without statistics, prefers outbox_destination, whose pending rows
+    # include every row a stream delivered (they stay pending below its cursor).
+    _claim_hint: ClassVar[Mapping[str, str]] = {
+        "pending": " INDEXED BY outbox_pending",
+        "delivering": " INDEXED BY outbox_leased",
+    }
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
@@ -123,12 +123,14 @@ class SQLiteStore(OutboxStore):
             chunk = rows[i : i + per]
             cur.execute(head + ", ".join([one] * len(chunk)), list(chain.from_iterable(chunk)))
 
-    def _delivered_table(self, delivered: Sequence[Completion]) -> tuple[str, list[Any]]:
-        rows = [
-            [c.row_id, c.status_code, c.latency_ms, c.response_excerpt, c.at, c.lease_owner]
-            for c in delivered
-        ]
-        return _DELIVERED, [orjson.dumps(rows).decode()]
+    def _table(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        """One JSON array parameter read by ``json_each``."""
+        picks = ", ".join(
+            f"json_extract(value, '$[{i}]') AS {name}" for i, (name, _) in enumerate(columns)
+        )
+        return f"(SELECT {picks}, key AS k FROM json_each(?)) AS j", [orjson.dumps(rows).decode()]
 
     @contextmanager
     def reading(self) -> Iterator[Cursor]:

@@ -2,7 +2,12 @@
 
 asyncio for the network, the store's (blocking) calls on a thread. Completions are
 committed in small batches: a crash between a send and its commit only means the
-row is sent again with the same ``webhook-id``, which receivers deduplicate."""
+row is sent again with the same ``webhook-id``, which receivers deduplicate.
+
+Ordered destinations (Kafka) are streams: the worker leases the destination, sends
+its rows in id order a batch at a time (the next batch goes out while the previous
+one's acknowledgements come in) and moves the destination's cursor once per batch;
+a row that fails leaves the stream and is retried row by row."""
 
 from __future__ import annotations
 
@@ -13,11 +18,19 @@ import random
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent_bom.outbox.model import Claimed, Completion, Destination, OutboundEvent, OutboxRow
+from agent_bom.outbox.model import (
+    ORDERED_KINDS,
+    Claimed,
+    Completion,
+    Destination,
+    OutboundEvent,
+    OutboxRow,
+)
 from agent_bom.outbox.notices import dead_lettered
 from agent_bom.outbox.policy import CircuitBreaker, RetryPolicy, SendResult, decide
 from agent_bom.outbox.store import OutboxStore
@@ -49,7 +62,10 @@ def _owner_id() -> str:
 
 class OutboxWorker:
     """``concurrency`` bounds in-flight sends per destination; ``batch`` bounds the
-    rows leased at once. ``lease_seconds`` must outlast a send (the timeout)."""
+    rows leased at once. ``lease_seconds`` must outlast a send (the timeout).
+
+    Streams (ordered destinations): at most ``streams`` at once, ``stream_batch`` rows
+    per batch, ``stream_window`` batches in flight per destination."""
 
     def __init__(
         self,
@@ -64,9 +80,14 @@ class OutboxWorker:
         breaker: CircuitBreaker | None = None,
         owner: str | None = None,
         rng: random.Random | None = None,
+        streams: int = 16,
+        stream_batch: int = 2000,
+        stream_window: int = 2,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if streams < 1 or stream_batch < 1 or stream_window < 1:
+            raise ValueError("streams, stream_batch and stream_window must be at least 1")
         self.store = store
         self.connectors = dict(connectors)
         self.policy = policy or RetryPolicy()
@@ -83,6 +104,12 @@ class OutboxWorker:
         self._done: list[Completion] = []
         self._stopping = False
         self._wake = asyncio.Event()
+        self.streams = streams
+        self.stream_batch = stream_batch
+        self.stream_window = stream_window
+        self._ordered_kinds = [k for k in ORDERED_KINDS if k in self.connectors]
+        self._streams: set[str] = set()  # destinations this worker is streaming now
+        self._stream_poll_at = 0.0  # monotonic time of the next look for due streams
 
     async def run(self, *, once: bool = False, stop: asyncio.Event | None = None) -> WorkerStats:
         """Deliver until ``stop`` is set (or, with ``once``, until nothing is due).
@@ -112,12 +139,15 @@ class OutboxWorker:
                         exclude_destinations=self.breaker.open_destinations(time.time()),
                     )
                     self.stats.claimed += len(claimed)
-                    for job in self._jobs(claimed):
-                        task = asyncio.create_task(job)
-                        inflight.add(task)
-                        task.add_done_callback(inflight.discard)
-                        task.add_done_callback(lambda _: wake.set())
-                if once and not claimed and not inflight and not self._done:
+                jobs = self._jobs(claimed)
+                streams = await self._claim_streams(poll=not once)
+                jobs += [self._stream(dest, cursor) for dest, cursor in streams]
+                for job in jobs:
+                    task = asyncio.create_task(job)
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                    task.add_done_callback(lambda _: wake.set())
+                if once and not claimed and not streams and not inflight and not self._done:
                     break
                 if claimed and len(claimed) == free:
                     continue  # more may be due right now
@@ -135,6 +165,98 @@ class OutboxWorker:
             await self._flush()
             self.stats.released += await asyncio.to_thread(self.store.release, self.owner)
         return self.stats
+
+    async def _claim_streams(self, *, poll: bool) -> list[tuple[Destination, int]]:
+        """Lease due streams; ``poll``: when the last look found none, look again only
+        after ``poll_interval`` (a look is a write transaction)."""
+        free = self.streams - len(self._streams)
+        if not self._ordered_kinds or free < 1:
+            return []
+        if poll and time.monotonic() < self._stream_poll_at:
+            return []
+        now = time.time()
+        streams = await asyncio.to_thread(
+            self.store.claim_streams,
+            self.owner,
+            kinds=self._ordered_kinds,
+            limit=free,
+            lease_seconds=self.lease_seconds,
+            now=now,
+            exclude_destinations=sorted({*self.breaker.open_destinations(now), *self._streams}),
+        )
+        self._streams.update(dest.id for dest, _ in streams)
+        if not streams:
+            self._stream_poll_at = time.monotonic() + self.poll_interval
+        return streams
+
+    async def _stream(self, dest: Destination, cursor: int) -> None:
+        """Deliver one leased ordered destination until it has nothing past its cursor,
+        its circuit opens, the worker stops or the lease is lost; then hand it back."""
+        connector = self.connectors[dest.kind]
+        window: deque[tuple[list[OutboxRow], asyncio.Task[list[SendResult]]]] = deque()
+        after = cursor
+        try:
+            while True:
+                if (
+                    len(window) < self.stream_window
+                    and not self._stopping
+                    and not self.breaker.is_open(dest.id, time.time())
+                ):
+                    if self.store.inline_stream_reads:
+                        rows = self.store.stream_rows(dest.id, after=after, limit=self.stream_batch)
+                    else:
+                        rows = await asyncio.to_thread(
+                            self.store.stream_rows, dest.id, after=after, limit=self.stream_batch
+                        )
+                    if rows:
+                        after = rows[-1].id
+                        self.stats.claimed += len(rows)
+                        send = connector.send_batch(dest, rows)  # type: ignore[attr-defined]
+                        window.append((rows, asyncio.create_task(send)))
+                        continue
+                if not window:
+                    break
+                rows, task = window.popleft()
+                results = await task
+                if not await self._advance(dest, cursor, rows, results):
+                    self.stats.lost_leases += len(rows)
+                    break  # another worker has the stream now and sends from its cursor
+                cursor = rows[-1].id
+        finally:
+            for _, task in window:
+                with contextlib.suppress(Exception):
+                    await task
+            self._streams.discard(dest.id)
+            await asyncio.to_thread(self.store.release_stream, dest.id, self.owner)
+            self._stream_poll_at = 0.0  # rows may have come meanwhile: look again at once
+
+    async def _advance(
+        self, dest: Destination, cursor: int, rows: list[OutboxRow], results: list[SendResult]
+    ) -> bool:
+        now = time.time()
+        failures = [
+            self._completion(row, dest, result, now)
+            for row, result in zip(rows, results, strict=True)
+            if not result.ok
+        ]
+        delivered = len(rows) - len(failures)
+        if delivered and not failures:
+            self.breaker.record(dest.id, failed=False, now=now)
+        latency = max((r.latency_ms or 0.0 for r in results), default=0.0)
+        moved = await asyncio.to_thread(
+            self.store.advance_stream,
+            dest.id,
+            self.owner,
+            cursor=cursor,
+            through=rows[-1].id,
+            failures=failures,
+            latency_ms=latency,
+            lease_seconds=self.lease_seconds,
+            now=now,
+        )
+        if moved:
+            self.stats.delivered += delivered
+        return moved
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -208,7 +330,12 @@ class OutboxWorker:
             self._complete(row, dest, result)
 
     def _complete(self, row: OutboxRow, dest: Destination, result: SendResult) -> None:
-        now = time.time()
+        self._done.append(self._completion(row, dest, result, time.time()))
+
+    def _completion(
+        self, row: OutboxRow, dest: Destination, result: SendResult, now: float
+    ) -> Completion:
+        """What a send decided for ``row`` (counted in the stats and the breaker)."""
         decision = decide(result, row.attempts, self.policy, now, self.rng)
         if decision.destination_failure or result.ok:
             self.breaker.record(dest.id, failed=not result.ok, now=now)
@@ -229,18 +356,16 @@ class OutboxWorker:
             self.stats.retried += 1
         else:
             self.stats.dead_lettered += 1
-        self._done.append(
-            Completion(
-                row.id,
-                self.owner,
-                decision.transition,
-                now,
-                next_attempt_at=decision.next_attempt_at,
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                error=decision.reason if decision.transition != "delivered" else None,
-                response_excerpt=result.response_excerpt,
-                disable_destination=decision.disable_destination,
-                notices=notices,
-            )
+        return Completion(
+            row.id,
+            self.owner,
+            decision.transition,
+            now,
+            next_attempt_at=decision.next_attempt_at,
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            error=decision.reason if decision.transition != "delivered" else None,
+            response_excerpt=result.response_excerpt,
+            disable_destination=decision.disable_destination,
+            notices=notices,
         )
