@@ -15,9 +15,7 @@ import orjson
 from confluent_kafka import Producer
 from server_support import ed25519_collector
 
-from agent_bom import canonical_json
 from agent_bom import evidence as ev
-from agent_bom.connectors.kafka import _headers
 from agent_bom.outbox import OutboxStore
 from agent_bom.server.store import EventStore
 
@@ -35,7 +33,7 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int = 0) -> set[str]
     """``n`` CloudEvents in binary mode; spread over ``partitions`` when given (else keyed
     by tenant, as the sink does, so one partition)."""
     sys.path.insert(0, str(Path(__file__).parent.parent / "outbox"))
-    from outbox_support import cloudevents
+    from outbox_support import cloudevents, python_binary_record
 
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
     ids = set()
@@ -43,13 +41,8 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int = 0) -> set[str]
         ce = orjson.loads(line)
         ids.add(ce["id"])
         where = {"partition": i % partitions} if partitions else {}
-        p.produce(
-            topic,
-            key=b"acme",
-            value=canonical_json(ce["data"]),
-            headers=_headers(ce, "binary"),
-            **where,
-        )
+        value, headers = python_binary_record(line)
+        p.produce(topic, key=b"acme", value=value, headers=headers, **where)
         p.poll(0)
     assert p.flush(30) == 0
     return ids
