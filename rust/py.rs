@@ -207,26 +207,36 @@ fn kafka_binary<'py>(
             .map(|t| crate::binding::binary_record(t))
             .collect()
     });
-    let mut names: std::collections::HashMap<String, Bound<'py, PyString>> =
+    // Most (name, value) pairs repeat from one record to the next (type, source,
+    // tenant, content type...): such a header is one shared tuple, not a new one.
+    let mut last: std::collections::HashMap<&str, (&[u8], Bound<'py, PyTuple>)> =
         std::collections::HashMap::new();
     let out = PyList::empty(py);
-    for r in records {
+    for r in &records {
         match r {
             Err(why) => out.append(why)?,
             Ok(rec) => {
                 let headers = PyList::empty(py);
-                for (name, value) in rec.headers {
-                    let key = match names.get(&name) {
-                        Some(k) => k.clone(),
+                for (name, value) in &rec.headers {
+                    let shared = match last.get(name.as_str()) {
+                        Some((v, t)) if *v == value.as_slice() => Some(t.clone()),
+                        _ => None,
+                    };
+                    let t = match shared {
+                        Some(t) => t,
                         None => {
-                            let k = PyString::new(py, &name);
-                            names.insert(name, k.clone());
-                            k
+                            let key = match last.get(name.as_str()) {
+                                Some((_, t)) => t.get_item(0)?,
+                                None => PyString::new(py, name).into_any(),
+                            };
+                            let t = PyTuple::new(py, [key, PyBytes::new(py, value).into_any()])?;
+                            last.insert(name.as_str(), (value.as_slice(), t.clone()));
+                            t
                         }
                     };
-                    headers.append((key, PyBytes::new(py, &value)))?;
+                    headers.append(t)?;
                 }
-                let value = rec.value.map(|v| PyBytes::new(py, &v));
+                let value = rec.value.as_ref().map(|v| PyBytes::new(py, v));
                 out.append((value, headers))?;
             }
         }

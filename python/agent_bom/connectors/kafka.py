@@ -21,7 +21,7 @@ import orjson
 from agent_bom import _core
 from agent_bom.errors import ConfigError
 from agent_bom.outbox.credentials import resolve
-from agent_bom.outbox.model import Destination, OutboxRow
+from agent_bom.outbox.model import Destination, OutboxRow, StreamRow
 from agent_bom.outbox.policy import SendResult
 
 try:
@@ -86,7 +86,7 @@ _STRUCTURED: list[tuple[str, str | bytes | None]] = [
 ]
 
 
-def records(bodies: Sequence[bytes], mode: str) -> Sequence[tuple[bytes | None, Any] | str]:
+def records(bodies: Sequence[bytes], mode: str) -> list[tuple[bytes | None, Any] | str]:
     """Per CloudEvent line, the Kafka record's (value, headers), or why it cannot be one.
 
     Binary mode (the core, ``agent_bom._core.kafka_binary``): value = the RFC 8785 form
@@ -140,7 +140,9 @@ class KafkaConnector:
     async def send(self, dest: Destination, row: OutboxRow) -> SendResult:
         return (await self.send_batch(dest, [row]))[0]
 
-    async def send_batch(self, dest: Destination, rows: Sequence[OutboxRow]) -> list[SendResult]:
+    async def send_batch(
+        self, dest: Destination, rows: Sequence[OutboxRow | StreamRow]
+    ) -> list[SendResult]:
         started = time.perf_counter()
         try:
             producer = self._producer(dest)
@@ -172,6 +174,7 @@ class KafkaConnector:
                 except KafkaException as e:
                     acks.delivered(i, e.args[0], None)
                     break
+        built.clear()  # produced (librdkafka copied them): not kept through the wait
         deadline = time.monotonic() + self.timeout + 5
         while not acks.all_in.done() and time.monotonic() < deadline:
             producer.producer.poll(0)  # serves the reports here, on the loop

@@ -24,6 +24,7 @@ __all__ = [
     "OutboundEvent",
     "OutboxRow",
     "Status",
+    "StreamRow",
 ]
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -188,6 +189,24 @@ class OutboxRow(NamedTuple):
         if body:
             d["body"] = self.body.decode("utf-8", "replace")
         return d
+
+
+class StreamRow(NamedTuple):
+    """A row of a stream as a send needs it. A row in a stream has never been attempted
+    (one that fails leaves the stream), so the rest of it is known; made for every
+    record sent, so it holds only atoms (the collector stops tracking it)."""
+
+    id: int
+    tenant_id: str
+    event_id: str
+    event_type: str
+    body: bytes
+
+    def row(self, destination_id: str) -> OutboxRow:
+        """The whole row (for a failure's bookkeeping)."""
+        return OutboxRow(self.id, self.tenant_id, destination_id, self.event_id,
+                         self.event_type, self.body, Status.PENDING, 0, 0.0, "scheduled",
+                         None, None, None, None, 0.0, 0.0)  # fmt: skip
 
 
 @dataclass(frozen=True)

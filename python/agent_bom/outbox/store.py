@@ -31,6 +31,7 @@ from agent_bom.outbox.model import (
     OutboundEvent,
     OutboxRow,
     Status,
+    StreamRow,
     check_credential_ref,
     event_type_of,
 )
@@ -653,11 +654,8 @@ class OutboxStore(ABC):
             dests = {d.id: d for d in map(_destination, cur.fetchall())}
         return [(dests[i], cursors[i]) for i in ids]
 
-    def stream_rows(self, destination_id: str, *, after: int, limit: int) -> list[OutboxRow]:
-        """The destination's next ``limit`` undelivered ordered rows after id ``after``.
-
-        Only what a send needs is read: a row in a stream has never been attempted (one
-        that fails leaves the stream), so its attempts, trigger and lease are known."""
+    def stream_rows(self, destination_id: str, *, after: int, limit: int) -> list[StreamRow]:
+        """The destination's next ``limit`` undelivered ordered rows after id ``after``."""
         fence = self._stream_fence
         with self.transaction() if fence else self.reading() as cur:
             if fence:
@@ -668,13 +666,10 @@ class OutboxStore(ABC):
                 "ORDER BY id LIMIT ?",
                 (destination_id, after, limit),
             )
-            fetched = cur.fetchall()
-        pending = Status.PENDING
-        return [
-            OutboxRow(i, t, destination_id, e, k, bytes(b), pending, 0, 0.0, "scheduled",
-                      None, None, None, None, 0.0, 0.0)
-            for i, t, e, k, b in fetched
-        ]  # fmt: skip
+            return self._stream_tuples(cur.fetchall())
+
+    def _stream_tuples(self, fetched: list[Any]) -> list[StreamRow]:
+        return [StreamRow(i, t, e, k, bytes(b)) for i, t, e, k, b in fetched]
 
     def advance_stream(
         self,

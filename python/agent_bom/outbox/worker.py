@@ -30,6 +30,7 @@ from agent_bom.outbox.model import (
     Destination,
     OutboundEvent,
     OutboxRow,
+    StreamRow,
 )
 from agent_bom.outbox.notices import dead_lettered
 from agent_bom.outbox.policy import CircuitBreaker, RetryPolicy, SendResult, decide
@@ -193,7 +194,7 @@ class OutboxWorker:
         """Deliver one leased ordered destination until it has nothing past its cursor,
         its circuit opens, the worker stops or the lease is lost; then hand it back."""
         connector = self.connectors[dest.kind]
-        window: deque[tuple[list[OutboxRow], asyncio.Task[list[SendResult]]]] = deque()
+        window: deque[tuple[list[StreamRow], asyncio.Task[list[SendResult]]]] = deque()
         after = cursor
         try:
             while True:
@@ -231,11 +232,11 @@ class OutboxWorker:
             self._stream_poll_at = 0.0  # rows may have come meanwhile: look again at once
 
     async def _advance(
-        self, dest: Destination, cursor: int, rows: list[OutboxRow], results: list[SendResult]
+        self, dest: Destination, cursor: int, rows: list[StreamRow], results: list[SendResult]
     ) -> bool:
         now = time.time()
         failures = [
-            self._completion(row, dest, result, now)
+            self._completion(row.row(dest.id), dest, result, now)
             for row, result in zip(rows, results, strict=True)
             if not result.ok
         ]
