@@ -160,9 +160,9 @@ MIGRATIONS.append(
 # with ``ordered = 1`` and delivered in id order under one lease per destination; the
 # broker's acknowledgement moves the destination's cursor, so a delivered row is never
 # rewritten: a pending ordered row at or below its destination's cursor *is* delivered
-# (the store's reads say so). A row that fails, or that an operator retries, leaves the
-# stream (``ordered = 0``) and is retried row by row like a webhook's. Rows queued
-# before this step stay row-by-row rows.
+# (the store's reads say so), and its attempt is its batch's row in stream_acks. A row
+# that fails, or that an operator retries, leaves the stream (``ordered = 0``) and is
+# retried row by row like a webhook's. Rows queued before this step stay row-by-row.
 def _stream_tables(real: str, bigint: str) -> list[str]:
     return [
         "ALTER TABLE outbox ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0",
@@ -172,6 +172,15 @@ def _stream_tables(real: str, bigint: str) -> list[str]:
             lease_owner TEXT,
             lease_expires_at {real},
             updated_at {real} NOT NULL
+        )""",
+        # One row per acknowledged batch: the attempt of every row it delivered.
+        f"""CREATE TABLE stream_acks (
+            destination_id TEXT NOT NULL REFERENCES destinations (id),
+            after_id {bigint} NOT NULL,
+            through_id {bigint} NOT NULL,
+            latency_ms {real},
+            at {real} NOT NULL,
+            PRIMARY KEY (destination_id, through_id)
         )""",
         "INSERT INTO stream_cursors (destination_id, delivered_through, updated_at) "
         "SELECT id, 0, created_at FROM destinations WHERE kind = 'kafka'",

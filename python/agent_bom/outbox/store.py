@@ -93,13 +93,12 @@ _MARK_DELIVERED = (
 )
 
 
-# A stream's acknowledged rows in one statement: their attempts, recorded before the
-# cursor moves past them (afterwards they read as delivered).
-_RECORD_STREAMED = (
-    "INSERT INTO delivery_attempts (outbox_id, attempt, trigger, status_code, latency_ms, "
-    "error, response_excerpt, at) SELECT id, attempts + 1, next_trigger, 200, ?, NULL, NULL, ? "
-    "FROM outbox WHERE destination_id = ? AND status = 'pending' AND ordered = 1 "
-    "AND id > ? AND id <= ? ORDER BY id"
+# The attempt of a row a stream delivered: its batch's acknowledgement.
+_STREAMED_ATTEMPT = (
+    "SELECT o.id, 1, 'scheduled', 200, a.latency_ms, NULL, NULL, a.at FROM " + _FROM + " "
+    "JOIN stream_acks a ON a.destination_id = o.destination_id AND a.through_id = ("
+    "SELECT MIN(b.through_id) FROM stream_acks b WHERE b.destination_id = o.destination_id "
+    f"AND b.through_id >= o.id) WHERE o.id = ? AND {_STREAMED}"
 )
 _STREAM_DUE = (
     "SELECT c.destination_id FROM stream_cursors c JOIN destinations d "
@@ -685,7 +684,8 @@ class OutboxStore(ABC):
     ) -> bool:
         """Record a sent batch of the stream: rows in ``(cursor, through]`` were sent;
         ``failures`` (retry or dead letter) leave the stream, every other row was
-        acknowledged and the cursor moves to ``through`` (lease renewed). Applies
+        acknowledged (one ``stream_acks`` row holds their attempt) and the cursor moves
+        to ``through`` (lease renewed). Applies
         nothing and returns False when ``owner`` no longer holds the stream at
         ``cursor`` (its lease expired and another worker took over)."""
         at = time.time() if now is None else now
@@ -725,7 +725,11 @@ class OutboxStore(ABC):
                 if row is not None:
                     self._settle(cur, c, row, attempts)
             self._record_attempts(cur, attempts)
-            cur.execute(_RECORD_STREAMED, (latency_ms, at, destination_id, cursor, through))
+            cur.execute(
+                "INSERT INTO stream_acks (destination_id, after_id, through_id, latency_ms, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (destination_id, cursor, through, latency_ms, at),
+            )
             cur.execute(
                 "UPDATE stream_cursors SET delivered_through = ?, lease_expires_at = ?, "
                 "updated_at = ? WHERE destination_id = ?",
@@ -804,12 +808,18 @@ class OutboxStore(ABC):
 
     def attempts(self, row_id: int) -> list[Attempt]:
         with self.reading() as cur:
+            streamed = self._streamed_attempt(cur, row_id)
             cur.execute(
                 "SELECT outbox_id, attempt, trigger, status_code, latency_ms, error, "
                 "response_excerpt, at FROM delivery_attempts WHERE outbox_id = ? ORDER BY id",
                 (row_id,),
             )
-            return [Attempt(*r) for r in cur.fetchall()]
+            return [Attempt(*r) for r in [*streamed, *cur.fetchall()]]
+
+    def _streamed_attempt(self, cur: Cursor, row_id: int) -> list[tuple[Any, ...]]:
+        """The attempt of a row its stream delivered (none for any other row)."""
+        cur.execute(_STREAMED_ATTEMPT, (row_id,))
+        return [tuple(r) for r in cur.fetchall()]
 
     def retry(self, row_id: int, *, actor: str = "cli", now: float | None = None) -> OutboxRow:
         """Make a row due now with its attempts reset; the next attempt is ``manual``."""
@@ -821,7 +831,9 @@ class OutboxStore(ABC):
                 f"{row.lease_owner}); retry it after the attempt ends"
             )
         with self.transaction() as cur:
-            # Out of its stream, if it was in one: an operator's retry goes row by row.
+            # Out of its stream, if it was in one: an operator's retry goes row by row,
+            # and the stream's attempt is written down first (the row leaves its cursor).
+            self._record_attempts(cur, self._streamed_attempt(cur, row_id))
             cur.execute(
                 "UPDATE outbox SET status = ?, ordered = 0, attempts = 0, next_attempt_at = ?, "
                 "next_trigger = ?, updated_at = ? WHERE id = ? AND status <> ?",

@@ -18,7 +18,6 @@ import random
 import secrets
 import socket
 import time
-from collections import deque
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,6 +58,16 @@ class WorkerStats:
 
 def _owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+_Sent = tuple[list[StreamRow], "asyncio.Task[list[SendResult]]"]
+
+
+@dataclass
+class _StreamState:
+    cursor: int
+    lost: bool = False  # stop reading: the lease is gone, or recording a batch failed
+    error: Exception | None = None
 
 
 class OutboxWorker:
@@ -192,44 +201,59 @@ class OutboxWorker:
 
     async def _stream(self, dest: Destination, cursor: int) -> None:
         """Deliver one leased ordered destination until it has nothing past its cursor,
-        its circuit opens, the worker stops or the lease is lost; then hand it back."""
+        its circuit opens, the worker stops or the lease is lost; then hand it back.
+
+        This coroutine reads and sends batches; ``_commit_stream`` takes them in order,
+        waits for their acknowledgements and moves the cursor, so reading and sending
+        go on while a batch is being recorded (up to ``stream_window`` batches ahead)."""
         connector = self.connectors[dest.kind]
-        window: deque[tuple[list[StreamRow], asyncio.Task[list[SendResult]]]] = deque()
+        sent: asyncio.Queue[_Sent | None] = asyncio.Queue(maxsize=self.stream_window)
+        state = _StreamState(cursor)
+        committer = asyncio.create_task(self._commit_stream(dest, sent, state))
         after = cursor
         try:
-            while True:
-                if (
-                    len(window) < self.stream_window
-                    and not self._stopping
-                    and not self.breaker.is_open(dest.id, time.time())
-                ):
-                    if self.store.inline_stream_reads:
-                        rows = self.store.stream_rows(dest.id, after=after, limit=self.stream_batch)
-                    else:
-                        rows = await asyncio.to_thread(
-                            self.store.stream_rows, dest.id, after=after, limit=self.stream_batch
-                        )
-                    if rows:
-                        after = rows[-1].id
-                        self.stats.claimed += len(rows)
-                        send = connector.send_batch(dest, rows)  # type: ignore[attr-defined]
-                        window.append((rows, asyncio.create_task(send)))
-                        continue
-                if not window:
+            while not (state.lost or self._stopping or self.breaker.is_open(dest.id, time.time())):
+                if self.store.inline_stream_reads:
+                    rows = self.store.stream_rows(dest.id, after=after, limit=self.stream_batch)
+                else:
+                    rows = await asyncio.to_thread(
+                        self.store.stream_rows, dest.id, after=after, limit=self.stream_batch
+                    )
+                if not rows:
                     break
-                rows, task = window.popleft()
-                results = await task
-                if not await self._advance(dest, cursor, rows, results):
-                    self.stats.lost_leases += len(rows)
-                    break  # another worker has the stream now and sends from its cursor
-                cursor = rows[-1].id
+                after = rows[-1].id
+                self.stats.claimed += len(rows)
+                send = connector.send_batch(dest, rows)  # type: ignore[attr-defined]
+                await sent.put((rows, asyncio.create_task(send)))
         finally:
-            for _, task in window:
-                with contextlib.suppress(Exception):
-                    await task
+            await sent.put(None)  # the committer is always taking: room comes
+            with contextlib.suppress(Exception):
+                await committer
             self._streams.discard(dest.id)
             await asyncio.to_thread(self.store.release_stream, dest.id, self.owner)
             self._stream_poll_at = 0.0  # rows may have come meanwhile: look again at once
+
+    async def _commit_stream(
+        self, dest: Destination, sent: asyncio.Queue[_Sent | None], state: _StreamState
+    ) -> None:
+        """Record the stream's sent batches in order; after a lost lease only wait for
+        what is in flight (another worker has the stream and sends from its cursor)."""
+        while (item := await sent.get()) is not None:
+            rows, task = item
+            try:
+                results = await task
+                if state.lost:
+                    self.stats.lost_leases += len(rows)
+                elif await self._advance(dest, state.cursor, rows, results):
+                    state.cursor = rows[-1].id
+                else:
+                    state.lost = True
+                    self.stats.lost_leases += len(rows)
+            except Exception as e:  # keep taking batches, so the reader never blocks
+                state.lost = True
+                state.error = state.error or e
+        if state.error is not None:
+            raise state.error
 
     async def _advance(
         self, dest: Destination, cursor: int, rows: list[StreamRow], results: list[SendResult]
