@@ -6,6 +6,8 @@
 //! (`application/json` when absent). Headers come in RFC 8785 member order, whatever
 //! the line's order, so the same event gives the same record from any input.
 
+use std::borrow::Cow;
+
 use crate::canon;
 use crate::json::{self, Value};
 
@@ -19,33 +21,48 @@ pub struct Record {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-fn text(v: &Value<'_>) -> Vec<u8> {
+/// A header's bytes for an attribute value: a string's text, any other value's RFC 8785 text.
+pub fn header_text<'v>(v: &'v Value<'_>) -> Cow<'v, [u8]> {
     match v {
-        Value::String(s) => s.as_bytes().to_vec(),
-        other => canon::to_vec(other),
+        Value::String(s) => Cow::Borrowed(s.as_bytes()),
+        other => Cow::Owned(canon::to_vec(other)),
+    }
+}
+
+/// A CloudEvent line's members (RFC 8785 order), or why the line is not one.
+pub fn members(line: &[u8]) -> Result<Vec<(Cow<'_, str>, Value<'_>)>, String> {
+    match json::parse(line, MAX_DEPTH).map_err(|e| format!("not JSON: {e}"))? {
+        Value::Object(members) => Ok(members),
+        other => Err(format!(
+            "a CloudEvent is a JSON object, not {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// The content type of a CloudEvent's members (`datacontenttype`, else JSON).
+pub fn content_type<'v>(members: &'v [(Cow<'_, str>, Value<'_>)]) -> Cow<'v, [u8]> {
+    match members.iter().find(|(n, _)| n == "datacontenttype") {
+        Some((_, v)) => header_text(v),
+        None => Cow::Borrowed(b"application/json"),
     }
 }
 
 /// The binary-mode record of one CloudEvent line, or why the line is not one.
 pub fn binary_record(line: &[u8]) -> Result<Record, String> {
-    let ce = json::parse(line, MAX_DEPTH).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(members) = ce else {
-        return Err(format!(
-            "a CloudEvent is a JSON object, not {}",
-            ce.type_name()
-        ));
-    };
+    let members = members(line)?;
+    let mut headers = vec![(
+        "content-type".to_string(),
+        content_type(&members).into_owned(),
+    )];
     let mut value = None;
-    let mut content_type: Vec<u8> = b"application/json".to_vec();
-    let mut headers = Vec::with_capacity(members.len());
     for (name, v) in &members {
         match name.as_ref() {
             "data" => value = Some(canon::to_vec(v)),
-            "datacontenttype" => content_type = text(v),
-            _ => headers.push((format!("ce_{name}"), text(v))),
+            "datacontenttype" => {}
+            _ => headers.push((format!("ce_{name}"), header_text(v).into_owned())),
         }
     }
-    headers.insert(0, ("content-type".to_string(), content_type));
     Ok(Record { value, headers })
 }
 

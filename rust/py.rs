@@ -194,54 +194,103 @@ fn canonical_json<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bou
 
 /// The CloudEvents Kafka binary-mode records of CloudEvent lines (`crate::binding`):
 /// per line `(value, [(header, bytes), ...])`, or the reason it is not a CloudEvent.
-/// Parsed without the GIL; header names are shared between records.
+///
+/// One pass per line, with the GIL (the Python objects are most of the work). Most
+/// (name, value) pairs repeat from one record to the next (type, source, tenant,
+/// content type...): such a header is one shared tuple, not a new one per record.
 #[pyfunction]
 fn kafka_binary<'py>(
     py: Python<'py>,
     lines: Vec<Bound<'py, PyBytes>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let texts: Vec<&[u8]> = lines.iter().map(|b| b.as_bytes()).collect();
-    let records: Vec<Result<crate::binding::Record, String>> = py.detach(|| {
-        texts
-            .iter()
-            .map(|t| crate::binding::binary_record(t))
-            .collect()
-    });
-    // Most (name, value) pairs repeat from one record to the next (type, source,
-    // tenant, content type...): such a header is one shared tuple, not a new one.
-    let mut last: std::collections::HashMap<&str, (&[u8], Bound<'py, PyTuple>)> =
-        std::collections::HashMap::new();
+    let mut headers_seen = HeaderCache::default();
     let out = PyList::empty(py);
-    for r in &records {
-        match r {
-            Err(why) => out.append(why)?,
-            Ok(rec) => {
-                let headers = PyList::empty(py);
-                for (name, value) in &rec.headers {
-                    let shared = match last.get(name.as_str()) {
-                        Some((v, t)) if *v == value.as_slice() => Some(t.clone()),
-                        _ => None,
-                    };
-                    let t = match shared {
-                        Some(t) => t,
-                        None => {
-                            let key = match last.get(name.as_str()) {
-                                Some((_, t)) => t.get_item(0)?,
-                                None => PyString::new(py, name).into_any(),
-                            };
-                            let t = PyTuple::new(py, [key, PyBytes::new(py, value).into_any()])?;
-                            last.insert(name.as_str(), (value.as_slice(), t.clone()));
-                            t
-                        }
-                    };
-                    headers.append(t)?;
+    for line in &lines {
+        let members = match crate::binding::members(line.as_bytes()) {
+            Ok(m) => m,
+            Err(why) => {
+                out.append(why)?;
+                continue;
+            }
+        };
+        let headers = PyList::empty(py);
+        let ct = crate::binding::content_type(&members);
+        headers.append(headers_seen.get(py, "content-type", "content-type", &ct)?)?;
+        let mut value = None;
+        for (name, v) in &members {
+            match name.as_ref() {
+                "data" => value = Some(PyBytes::new(py, &canon::to_vec(v))),
+                "datacontenttype" => {}
+                _ => {
+                    let text = crate::binding::header_text(v);
+                    headers.append(headers_seen.get(py, name, "ce_", &text)?)?;
                 }
-                let value = rec.value.as_ref().map(|v| PyBytes::new(py, v));
-                out.append((value, headers))?;
             }
         }
+        out.append((value, headers))?;
     }
     Ok(out)
+}
+
+/// One attribute's header name, and the last value seen with its tuple.
+struct HeaderSlot<'py> {
+    attr: String,
+    header: Bound<'py, PyString>,
+    last: Vec<u8>,
+    tuple: Option<Bound<'py, PyTuple>>,
+}
+
+/// The slots of the attributes met so far (a dozen: a linear search).
+#[derive(Default)]
+struct HeaderCache<'py> {
+    slots: Vec<HeaderSlot<'py>>,
+}
+
+impl<'py> HeaderCache<'py> {
+    /// The `(header, value)` tuple for attribute `attr`; `prefix` makes the header name
+    /// from it (`ce_`), or is the whole name when equal to `attr`.
+    fn get(
+        &mut self,
+        py: Python<'py>,
+        attr: &str,
+        prefix: &str,
+        value: &[u8],
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let i = match self.slots.iter().position(|s| s.attr == attr) {
+            Some(i) => i,
+            None => {
+                let header = if prefix == attr {
+                    attr.to_string()
+                } else {
+                    format!("{prefix}{attr}")
+                };
+                self.slots.push(HeaderSlot {
+                    attr: attr.to_string(),
+                    header: PyString::new(py, &header),
+                    last: Vec::new(),
+                    tuple: None,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[i];
+        if let Some(t) = &slot.tuple {
+            if slot.last == value {
+                return Ok(t.clone());
+            }
+        }
+        let t = PyTuple::new(
+            py,
+            [
+                slot.header.clone().into_any(),
+                PyBytes::new(py, value).into_any(),
+            ],
+        )?;
+        slot.last.clear();
+        slot.last.extend_from_slice(value);
+        slot.tuple = Some(t.clone());
+        Ok(t)
+    }
 }
 
 /// RFC 8785 canonical form of JSON text.
