@@ -9,7 +9,7 @@ import functools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from agent_bom.errors import ConfigError
 from agent_bom.outbox.store import Cursor, OutboxStore
@@ -46,8 +46,8 @@ class _PgCursor:
     def rowcount(self) -> int:
         return self._cur.rowcount
 
-    def execute(self, sql: str, params: Any = None, /) -> Any:
-        return self._cur.execute(_pg_sql(sql), params)
+    def execute(self, sql: str, params: Any = None, /, *, binary: bool = False) -> Any:
+        return self._cur.execute(_pg_sql(sql), params, binary=binary)
 
     def executemany(self, sql: str, params: Any, /) -> Any:
         return self._cur.executemany(_pg_sql(sql), params)
@@ -104,6 +104,11 @@ class PostgresStore(OutboxStore):
         names = ", ".join(name for name, _ in columns)
         params = [[r[i] for r in rows] for i in range(len(columns))]
         return f"unnest({arrays}) WITH ORDINALITY AS j ({names}, k)", params
+
+    def _fetch_binary(self, cur: Cursor, sql: str, params: Sequence[Any]) -> list[Any]:
+        pg = cast("_PgCursor", cur)  # this store's transactions hand out _PgCursor
+        pg.execute(sql, params, binary=True)
+        return pg.fetchall()
 
     def _migrate(self) -> None:
         with self.transaction() as cur:

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 import orjson
 
 from agent_bom.errors import ConfigError
-from agent_bom.outbox.model import StreamRow
 from agent_bom.outbox.store import Cursor, OutboxStore
 
 __all__ = ["SQLiteStore"]
@@ -132,9 +131,6 @@ class SQLiteStore(OutboxStore):
             f"json_extract(value, '$[{i}]') AS {name}" for i, (name, _) in enumerate(columns)
         )
         return f"(SELECT {picks}, key AS k FROM json_each(?)) AS j", [orjson.dumps(rows).decode()]
-
-    def _stream_tuples(self, fetched: list[Any]) -> list[StreamRow]:
-        return list(map(StreamRow._make, fetched))  # sqlite3 gives bytes for a BLOB
 
     @contextmanager
     def reading(self) -> Iterator[Cursor]:

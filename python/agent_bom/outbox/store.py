@@ -659,16 +659,20 @@ class OutboxStore(ABC):
         with self.transaction() if fence else self.reading() as cur:
             if fence:
                 cur.execute(fence, (destination_id,))
-            cur.execute(
+            fetched = self._fetch_binary(
+                cur,
                 "SELECT id, tenant_id, event_id, event_type, body FROM outbox "
                 "WHERE destination_id = ? AND status = 'pending' AND ordered = 1 AND id > ? "
                 "ORDER BY id LIMIT ?",
                 (destination_id, after, limit),
             )
-            return self._stream_tuples(cur.fetchall())
+        return list(map(StreamRow._make, fetched))  # both drivers give bytes for the body
 
-    def _stream_tuples(self, fetched: list[Any]) -> list[StreamRow]:
-        return [StreamRow(i, t, e, k, bytes(b)) for i, t, e, k, b in fetched]
+    def _fetch_binary(self, cur: Cursor, sql: str, params: Sequence[Any]) -> list[Any]:
+        """``fetchall`` of ``sql``; PostgreSQL asks for binary results (bodies as they
+        are, not hex)."""
+        cur.execute(sql, params)
+        return cur.fetchall()
 
     def advance_stream(
         self,
