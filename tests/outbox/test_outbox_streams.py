@@ -151,6 +151,32 @@ def test_an_operators_retry_of_a_streamed_row_sends_that_row_again(store: Outbox
     assert store.stats()["totals"]["delivered"] == 5
 
 
+def test_two_workers_at_once_send_each_streamed_row_once(store: OutboxStore) -> None:
+    for tenant in ("acme", "globex"):
+        store.add_destination(
+            tenant_id=tenant, url="127.0.0.1:9", kind="kafka", config={"topic": "t.{tenant_id}"}
+        )
+        store.enqueue([OutboundEvent.from_cloudevent(x) for x in cloudevents(300, tenant)])
+    a, b = Ordered(), Ordered()
+
+    async def both() -> None:
+        workers = [
+            OutboxWorker(store, {"kafka": c}, streams=1, stream_batch=25, poll_interval=0.01)  # type: ignore[dict-item]
+            for c in (a, b)
+        ]
+        await asyncio.gather(*(w.run(once=True) for w in workers))
+
+    asyncio.run(both())
+    sent = [r.event_id for c in (a, b) for batch in c.batches for r in batch]
+    assert len(sent) == 600 and len(set(sent)) == 600
+    assert a.batches and b.batches  # one stream each at a time: both took part
+    for c in (a, b):  # each destination's rows in order, whoever sent them
+        for tenant in ("acme", "globex"):
+            mine = [r.id for batch in c.batches for r in batch if r.tenant_id == tenant]
+            assert mine == sorted(mine)
+    assert store.stats()["totals"]["delivered"] == 600
+
+
 def test_one_worker_holds_a_stream_and_a_lost_lease_changes_nothing(store: OutboxStore) -> None:
     dest = kafka_destination(store)
     enqueue(store, 4)
