@@ -91,6 +91,37 @@ def test_10000_events_reach_kafka_exactly_once_in_tenant_order(
         assert order == sorted(order), f"{tenant}: out of order within a partition"
 
 
+def test_structured_mode_sends_the_exact_line(store: OutboxStore, kafka_bootstrap: str) -> None:
+    from cloudevents.v1.kafka import KafkaMessage, from_structured
+
+    topic = f"agent-bom.structured-{uuid.uuid4().hex[:8]}"
+    store.add_destination(
+        tenant_id="acme",
+        url=kafka_bootstrap,
+        kind="kafka",
+        config={"topic": topic, "mode": "structured"},
+    )
+    events = [OutboundEvent.from_cloudevent(x) for x in cloudevents(20)]
+    store.enqueue(events)
+
+    async def main() -> None:
+        connector = KafkaConnector()
+        try:
+            await OutboxWorker(store, {"kafka": connector}).run(once=True)
+        finally:
+            await connector.aclose()
+
+    asyncio.run(main())
+    assert store.stats()["totals"]["delivered"] == 20
+    messages = consume_all(kafka_bootstrap, [topic], 20)
+    assert [m.value() for m in messages] == [e.body for e in events]  # type: ignore[attr-defined]
+    for m, e in zip(messages, events, strict=True):
+        headers = dict(m.headers())  # type: ignore[attr-defined]
+        assert headers == {"content-type": b"application/cloudevents+json"}
+        parsed = from_structured(KafkaMessage(headers, m.key(), m.value()))  # type: ignore[attr-defined]
+        assert parsed["id"] == e.event_id and m.key() == b"acme"  # type: ignore[attr-defined]
+
+
 def test_destinations_add_kafka_checks_the_broker_and_names_bad_settings(
     cli: Any, tmp_path: Path, kafka_bootstrap: str
 ) -> None:
