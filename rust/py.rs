@@ -203,7 +203,7 @@ fn kafka_binary<'py>(
     py: Python<'py>,
     lines: Vec<Bound<'py, PyBytes>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let mut headers_seen = HeaderCache::default();
+    let mut headers_seen = HeaderCache::new(py);
     let out = PyList::empty(py);
     for line in &lines {
         let members = match crate::binding::members(line.as_bytes()) {
@@ -215,7 +215,7 @@ fn kafka_binary<'py>(
         };
         let headers = PyList::empty(py);
         let ct = crate::binding::content_type(&members);
-        headers.append(headers_seen.get(py, "content-type", "content-type", &ct)?)?;
+        headers.append(headers_seen.content_type.tuple(py, &ct)?)?;
         let mut value = None;
         for (name, v) in &members {
             match name.as_ref() {
@@ -223,7 +223,7 @@ fn kafka_binary<'py>(
                 "datacontenttype" => {}
                 _ => {
                     let text = crate::binding::header_text(v);
-                    headers.append(headers_seen.get(py, name, "ce_", &text)?)?;
+                    headers.append(headers_seen.attribute(py, name, &text)?)?;
                 }
             }
         }
@@ -232,7 +232,7 @@ fn kafka_binary<'py>(
     Ok(out)
 }
 
-/// One attribute's header name, and the last value seen with its tuple.
+/// One header's name, and the last value seen with its tuple.
 struct HeaderSlot<'py> {
     attr: String,
     header: Bound<'py, PyString>,
@@ -240,56 +240,67 @@ struct HeaderSlot<'py> {
     tuple: Option<Bound<'py, PyTuple>>,
 }
 
-/// The slots of the attributes met so far (a dozen: a linear search).
-#[derive(Default)]
-struct HeaderCache<'py> {
-    slots: Vec<HeaderSlot<'py>>,
-}
+impl<'py> HeaderSlot<'py> {
+    fn new(py: Python<'py>, attr: &str, header: &str) -> Self {
+        HeaderSlot {
+            attr: attr.to_string(),
+            header: PyString::new(py, header),
+            last: Vec::new(),
+            tuple: None,
+        }
+    }
 
-impl<'py> HeaderCache<'py> {
-    /// The `(header, value)` tuple for attribute `attr`; `prefix` makes the header name
-    /// from it (`ce_`), or is the whole name when equal to `attr`.
-    fn get(
-        &mut self,
-        py: Python<'py>,
-        attr: &str,
-        prefix: &str,
-        value: &[u8],
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let i = match self.slots.iter().position(|s| s.attr == attr) {
-            Some(i) => i,
-            None => {
-                let header = if prefix == attr {
-                    attr.to_string()
-                } else {
-                    format!("{prefix}{attr}")
-                };
-                self.slots.push(HeaderSlot {
-                    attr: attr.to_string(),
-                    header: PyString::new(py, &header),
-                    last: Vec::new(),
-                    tuple: None,
-                });
-                self.slots.len() - 1
-            }
-        };
-        let slot = &mut self.slots[i];
-        if let Some(t) = &slot.tuple {
-            if slot.last == value {
+    /// The `(header, value)` tuple: the last one again when the value repeats.
+    fn tuple(&mut self, py: Python<'py>, value: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some(t) = &self.tuple {
+            if self.last == value {
                 return Ok(t.clone());
             }
         }
         let t = PyTuple::new(
             py,
             [
-                slot.header.clone().into_any(),
+                self.header.clone().into_any(),
                 PyBytes::new(py, value).into_any(),
             ],
         )?;
-        slot.last.clear();
-        slot.last.extend_from_slice(value);
-        slot.tuple = Some(t.clone());
+        self.last.clear();
+        self.last.extend_from_slice(value);
+        self.tuple = Some(t.clone());
         Ok(t)
+    }
+}
+
+/// `content-type`'s slot and those of the attributes met so far (a dozen: a linear
+/// search), each attribute's header `ce_<name>`.
+struct HeaderCache<'py> {
+    content_type: HeaderSlot<'py>,
+    attributes: Vec<HeaderSlot<'py>>,
+}
+
+impl<'py> HeaderCache<'py> {
+    fn new(py: Python<'py>) -> Self {
+        HeaderCache {
+            content_type: HeaderSlot::new(py, "", "content-type"),
+            attributes: Vec::new(),
+        }
+    }
+
+    fn attribute(
+        &mut self,
+        py: Python<'py>,
+        attr: &str,
+        value: &[u8],
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let i = match self.attributes.iter().position(|s| s.attr == attr) {
+            Some(i) => i,
+            None => {
+                let slot = HeaderSlot::new(py, attr, &format!("ce_{attr}"));
+                self.attributes.push(slot);
+                self.attributes.len() - 1
+            }
+        };
+        self.attributes[i].tuple(py, value)
     }
 }
 

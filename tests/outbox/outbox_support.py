@@ -126,13 +126,14 @@ class Receiver:
 
 def python_binary_record(line: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The CloudEvents Kafka binary mode of one line in plain Python (the reference for
-    the core's ``kafka_binary`` and the benchmark's raw producer): value = the RFC 8785
-    form of ``data`` (``rfc8785`` from PyPI), headers in the line's attribute order."""
+    the core's ``kafka_binary``): value = the RFC 8785 form of ``data`` (``rfc8785``
+    from PyPI), headers in RFC 8785 member order of the attribute names (code-point
+    order: the same for names in the Basic Multilingual Plane)."""
     import rfc8785
 
     ce = orjson.loads(line)
     headers = [("content-type", str(ce.get("datacontenttype", "application/json")).encode())]
-    for name, value in ce.items():
+    for name, value in sorted(ce.items()):
         if name not in ("data", "datacontenttype"):
             text = value.encode() if isinstance(value, str) else rfc8785.dumps(value)
             headers.append(("ce_" + name, text))

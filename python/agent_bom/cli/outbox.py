@@ -169,6 +169,13 @@ def run_cmd(
             f"{stats['released']} in {time.perf_counter() - started:.1f}s",
             highlight=False,
         )
+        if stats["stream_errors"]:
+            err_console.print(
+                f"{stats['stream_errors']} stream(s) stopped on an error, retried once their "
+                f"lease expires; last: {stats['last_error']}",
+                highlight=False,
+                markup=False,
+            )
 
 
 @app.command("status")

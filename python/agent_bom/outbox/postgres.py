@@ -64,8 +64,10 @@ class PostgresStore(OutboxStore):
     _for_update = " FOR UPDATE"
     _claim_lock = " FOR UPDATE OF o SKIP LOCKED"
     _stream_claim_lock = " FOR UPDATE OF c SKIP LOCKED"
-    _enqueue_lock = " FOR KEY SHARE"
-    _stream_fence = "SELECT id FROM destinations WHERE id = ? FOR UPDATE"
+    # Advisory locks, not row locks: the lock manager queues a shared request behind a
+    # waiting exclusive one, where later KEY SHARE row lockers would overtake a waiting
+    # FOR UPDATE (a stream under steady ingest could wait forever).
+    _stream_fence = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
     # psycopg prepares a statement after five runs, and PostgreSQL may then keep a
     # generic plan made while a table was new and empty: the ingest duplicate check on
     # a growing events table became a sequential scan (25 ms per batch at 20,000 rows).
@@ -104,6 +106,14 @@ class PostgresStore(OutboxStore):
         names = ", ".join(name for name, _ in columns)
         params = [[r[i] for r in rows] for i in range(len(columns))]
         return f"unnest({arrays}) WITH ORDINALITY AS j ({names}, k)", params
+
+    def _fence_enqueue(self, cur: Cursor, ordered: list[str]) -> None:
+        if ordered:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock_shared(hashtextextended(d, 0)) "
+                "FROM unnest(?::text[]) AS d",
+                (sorted(ordered),),
+            )
 
     def _fetch_binary(self, cur: Cursor, sql: str, params: Sequence[Any]) -> list[Any]:
         pg = cast("_PgCursor", cur)  # this store's transactions hand out _PgCursor

@@ -198,14 +198,12 @@ class OutboxStore(ABC):
     # Whether a stream's read may run on the worker's event loop: it never waits for a
     # lock and costs ~2 µs a row (SQLite in WAL mode); else it runs on a thread.
     inline_stream_reads = False
-    _claim_hint: ClassVar[
-        Mapping[str, str]
-    ] = {}  # per status: the claim's index (SQLite: INDEXED BY)
+    # Per status: the claim's index (SQLite: INDEXED BY).
+    _claim_hint: ClassVar[Mapping[str, str]] = {}
     # PostgreSQL hands out ids when rows are inserted, not when they commit: a stream's
     # reader first waits for the transactions enqueueing to its destination (they hold a
-    # KEY SHARE lock on it from before their first id, ``_enqueue_lock``), so no row
-    # below an id it read can commit later, behind the cursor, unsent.
-    _enqueue_lock = ""
+    # shared lock on it from before their first id, ``_fence_enqueue``), so no row below
+    # an id it read can commit later, behind the cursor, unsent.
     _stream_fence: str | None = None
     _custom_plans: str | None = None  # statement making a transaction plan per parameters
 
@@ -461,11 +459,17 @@ class OutboxStore(ABC):
     def enabled_destinations(self, cur: Cursor, tenant_id: str) -> list[Destination]:
         """The tenant's enabled destinations, read in the caller's transaction."""
         cur.execute(
-            f"SELECT {_DEST_COLUMNS} FROM destinations WHERE tenant_id = ? AND enabled = ?"
-            + self._enqueue_lock,
+            f"SELECT {_DEST_COLUMNS} FROM destinations WHERE tenant_id = ? AND enabled = ?",
             (tenant_id, True),
         )
-        return [_destination(r) for r in cur.fetchall()]
+        dests = [_destination(r) for r in cur.fetchall()]
+        self._fence_enqueue(cur, [d.id for d in dests if d.kind in ORDERED_KINDS])
+        return dests
+
+    def _fence_enqueue(self, cur: Cursor, ordered: list[str]) -> None:
+        """Before rows for these ordered destinations get ids (``_stream_fence``); SQLite
+        needs nothing: its writers are serialized, so ids commit in order."""
+        return None
 
     # -- the worker's side --------------------------------------------------------------
 
@@ -654,11 +658,16 @@ class OutboxStore(ABC):
         return [(dests[i], cursors[i]) for i in ids]
 
     def stream_rows(self, destination_id: str, *, after: int, limit: int) -> list[StreamRow]:
-        """The destination's next ``limit`` undelivered ordered rows after id ``after``."""
+        """The destination's next ``limit`` undelivered ordered rows after id ``after``;
+        none once it is disabled (a running stream stops)."""
         fence = self._stream_fence
         with self.transaction() if fence else self.reading() as cur:
             if fence:
                 cur.execute(fence, (destination_id,))
+            cur.execute("SELECT enabled FROM destinations WHERE id = ?", (destination_id,))
+            found = cur.fetchone()
+            if found is None or not found[0]:
+                return []
             fetched = self._fetch_binary(
                 cur,
                 "SELECT id, tenant_id, event_id, event_type, body FROM outbox "
@@ -763,14 +772,7 @@ class OutboxStore(ABC):
                 sql += f" AND id IN ({', '.join('?' * len(row_ids))})"
                 params.extend(row_ids)
             cur.execute(sql, params)
-            released = cur.rowcount
-            if row_ids is None:
-                cur.execute(
-                    "UPDATE stream_cursors SET lease_owner = NULL, lease_expires_at = NULL "
-                    "WHERE lease_owner = ?",
-                    (owner,),
-                )
-            return released
+            return cur.rowcount  # stream leases: each stream hands its own back
 
     # -- admin --------------------------------------------------------------------------
 

@@ -54,6 +54,8 @@ class WorkerStats:
     deferred: int = 0
     released: int = 0
     lost_leases: int = 0
+    stream_errors: int = 0
+    last_error: str | None = None
 
 
 def _owner_id() -> str:
@@ -229,9 +231,15 @@ class OutboxWorker:
             await sent.put(None)  # the committer is always taking: room comes
             with contextlib.suppress(Exception):
                 await committer
-            self._streams.discard(dest.id)
-            await asyncio.to_thread(self.store.release_stream, dest.id, self.owner)
-            self._stream_poll_at = 0.0  # rows may have come meanwhile: look again at once
+            if state.error is None:
+                await asyncio.to_thread(self.store.release_stream, dest.id, self.owner)
+                self._stream_poll_at = 0.0  # rows may have come meanwhile: look again now
+            else:
+                # Recording a batch failed (the store?): the lease is left to expire, so
+                # the stream is tried again after ``lease_seconds``, not at once.
+                self.stats.stream_errors += 1
+                self.stats.last_error = f"stream {dest.id}: {state.error!r}"
+            self._streams.discard(dest.id)  # after the release: never re-claimed meanwhile
 
     async def _commit_stream(
         self, dest: Destination, sent: asyncio.Queue[_Sent | None], state: _StreamState
