@@ -13,6 +13,7 @@ pub mod cloudevent;
 pub mod contract;
 pub mod digest;
 pub mod json;
+mod keywords;
 pub mod ledger;
 pub mod lines;
 pub mod pipeline;

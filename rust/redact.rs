@@ -27,14 +27,10 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 use crate::canon;
 use crate::digest::push_hex;
 use crate::json::{self, Value};
+use crate::keywords::{self, Hit, KeywordScanner, PREFIX_LEN};
 
 pub const KEY_RULE_ID: &str = "sensitive-key";
 const MARKER_PREFIX: &str = "[REDACTED:";
-/// Keyword bytes the prefilter automaton matches; the rest is compared at each hit.
-const PREFIX_LEN: usize = 4;
-
-/// A keyword occurrence: (start, end, keyword).
-type Hit = (usize, usize, usize);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Checksum {
@@ -232,12 +228,7 @@ pub struct RuleSet {
     pattern_rules: Vec<Vec<usize>>,
     digit_rules: Vec<usize>,
     min_digits: usize,
-    exact_keys: HashSet<Vec<u8>>,
-    suffix_keys: Vec<Vec<u8>>,
-    /// Last three letters of every sensitive name, as bits (see `ending_bit`):
-    /// names ending otherwise are skipped at once.
-    key_endings: Box<[u64; 512]>,
-    short_keys: bool,
+    keys: SensitiveNames,
 }
 
 #[derive(Clone)]
@@ -270,22 +261,88 @@ fn str_list(v: Option<&Value<'_>>, what: &str) -> Result<Vec<String>, String> {
     }
 }
 
-/// Index of a name's last three bytes in a 2^15-bit set: five bits of each,
-/// which ignores ASCII case and keeps letters apart (other bytes may collide,
-/// which only costs a full comparison).
-fn ending_bit(end: [u8; 3]) -> usize {
-    end.iter()
-        .fold(0, |bits, &c| bits << 5 | usize::from(c & 31))
+/// Whether a byte is left out when member names are compared: '_', '-', '.', ' '.
+fn is_name_separator(c: u8) -> bool {
+    matches!(c, b'_' | b'-' | b'.' | b' ')
 }
 
-/// Lowercases and drops '_', '-', '.', ' ' (how member names are compared).
-fn normalize_key(k: &str, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend(
-        k.bytes()
-            .filter(|c| !matches!(c, b'_' | b'-' | b'.' | b' '))
-            .map(|c| c.to_ascii_lowercase()),
-    );
+/// The sensitive member names (DESIGN §5), compared with ASCII case and
+/// separators ignored: a trie over their compared bytes, read from the end,
+/// so most names are turned down within their last few letters.
+struct SensitiveNames {
+    nodes: Vec<NameNode>,
+    /// The root's children by byte (0: none): most names stop at their last byte.
+    last: Box<[u32; 256]>,
+}
+
+impl Default for SensitiveNames {
+    fn default() -> SensitiveNames {
+        SensitiveNames {
+            nodes: vec![NameNode::default()],
+            last: Box::new([0; 256]),
+        }
+    }
+}
+
+#[derive(Default)]
+struct NameNode {
+    children: Vec<(u8, usize)>,
+    /// A name that ends with the bytes read so far is sensitive.
+    suffix: bool,
+    /// A name that is exactly the bytes read so far is sensitive.
+    exact: bool,
+}
+
+impl SensitiveNames {
+    fn add(&mut self, name: &str, suffix: bool) {
+        let mut node = 0;
+        for c in name.bytes().rev().filter(|&c| !is_name_separator(c)) {
+            let c = c.to_ascii_lowercase();
+            node = match self.nodes[node].children.iter().find(|(b, _)| *b == c) {
+                Some(&(_, next)) => next,
+                None => {
+                    self.nodes.push(NameNode::default());
+                    let next = self.nodes.len() - 1;
+                    self.nodes[node].children.push((c, next));
+                    next
+                }
+            };
+        }
+        if suffix {
+            self.nodes[node].suffix = true;
+        } else {
+            self.nodes[node].exact = true;
+        }
+        for &(c, child) in &self.nodes[0].children {
+            self.last[usize::from(c)] = child as u32;
+        }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        let root = &self.nodes[0];
+        if root.suffix {
+            return true;
+        }
+        let mut bytes = name.bytes().rev().filter(|&c| !is_name_separator(c));
+        let Some(last) = bytes.next() else {
+            return root.exact;
+        };
+        let mut node = match self.last[usize::from(last.to_ascii_lowercase())] {
+            0 => return false,
+            child => &self.nodes[child as usize],
+        };
+        for c in bytes {
+            if node.suffix {
+                return true;
+            }
+            let c = c.to_ascii_lowercase();
+            match node.children.iter().find(|(b, _)| *b == c) {
+                Some(&(_, next)) => node = &self.nodes[next],
+                None => return false,
+            }
+        }
+        node.suffix || node.exact
+    }
 }
 
 impl RuleSet {
@@ -293,23 +350,17 @@ impl RuleSet {
     pub fn from_json(files: &[&[u8]]) -> Result<RuleSet, String> {
         let mut rules = Vec::new();
         let mut keywords: Vec<(String, usize)> = Vec::new();
-        let mut exact_keys = HashSet::new();
-        let mut suffix_keys: Vec<Vec<u8>> = Vec::new();
+        let mut keys = SensitiveNames::default();
         let mut seen_ids = HashSet::new();
         for (n, data) in files.iter().enumerate() {
             let doc = json::parse(data, 16)
                 .map_err(|e| format!("rules file {}: not valid JSON: {e}", n + 1))?;
-            if let Some(keys) = field(&doc, "sensitive_keys") {
-                let mut buf = Vec::new();
-                for k in str_list(field(keys, "exact"), "sensitive_keys.exact")? {
-                    normalize_key(&k, &mut buf);
-                    exact_keys.insert(buf.clone());
+            if let Some(names) = field(&doc, "sensitive_keys") {
+                for k in str_list(field(names, "exact"), "sensitive_keys.exact")? {
+                    keys.add(&k, false);
                 }
-                for k in str_list(field(keys, "suffix"), "sensitive_keys.suffix")? {
-                    normalize_key(&k, &mut buf);
-                    if !suffix_keys.contains(&buf) {
-                        suffix_keys.push(buf.clone());
-                    }
+                for k in str_list(field(names, "suffix"), "sensitive_keys.suffix")? {
+                    keys.add(&k, true);
                 }
             }
             let Some(Value::Array(items)) = field(&doc, "rules") else {
@@ -439,26 +490,13 @@ impl RuleSet {
             .map(|&i| rules[i].min_digits)
             .min()
             .unwrap_or(usize::MAX);
-        let mut key_endings = Box::new([0u64; 512]);
-        let mut short_keys = false;
-        for k in exact_keys.iter().chain(suffix_keys.iter()) {
-            if k.len() < 3 {
-                short_keys = true;
-            } else {
-                let bit = ending_bit([k[k.len() - 3], k[k.len() - 2], k[k.len() - 1]]);
-                key_endings[bit / 64] |= 1 << (bit % 64);
-            }
-        }
         Ok(RuleSet {
             rules,
             prefilter,
             pattern_rules,
             digit_rules,
             min_digits,
-            exact_keys,
-            suffix_keys,
-            key_endings,
-            short_keys,
+            keys,
         })
     }
 
@@ -476,29 +514,8 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    fn is_sensitive_key(&self, k: &str, buf: &mut Vec<u8>) -> bool {
-        if !self.short_keys {
-            // Last three normalized letters, read backwards without allocating.
-            let mut end = [0u8; 3];
-            let mut n = 0;
-            for c in k.bytes().rev() {
-                if matches!(c, b'_' | b'-' | b'.' | b' ') {
-                    continue;
-                }
-                n += 1;
-                end[3 - n] = c;
-                if n == 3 {
-                    break;
-                }
-            }
-            let bit = ending_bit(end);
-            if n < 3 || self.key_endings[bit / 64] & (1 << (bit % 64)) == 0 {
-                return false;
-            }
-        }
-        normalize_key(k, buf);
-        self.exact_keys.contains(buf.as_slice())
-            || self.suffix_keys.iter().any(|s| buf.ends_with(s))
+    fn is_sensitive_key(&self, k: &str) -> bool {
+        self.keys.contains(k)
     }
 }
 
@@ -615,7 +632,7 @@ fn luhn_ok(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn iban_ok(s: &str) -> bool {
@@ -657,198 +674,6 @@ fn ssn_ok(s: &str) -> bool {
     area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..9] != b"0000"
 }
 
-/// Finds every keyword occurrence, ASCII case-insensitively: an Aho-Corasick
-/// DFA over the keywords' first `PREFIX_LEN` bytes, with 16-bit premultiplied
-/// state ids (small enough to stay in the L1 cache), then a comparison of the
-/// rest of each keyword where its prefix ends.
-struct KeywordScanner {
-    /// Byte → column of the transition table; 0 for bytes in no pattern.
-    classes: [u8; 256],
-    /// Row of state `s` is `trans[s..s + columns]`; match states come first.
-    /// Indexed by a `u16`, so the table spans the whole range and needs no
-    /// bounds check in the scanning loop.
-    trans: Box<[u16; 1 << 16]>,
-    match_limit: u16,
-    columns: u16,
-    /// Keywords whose prefix ends at each match state, as (keyword, prefix length).
-    outputs: Vec<Vec<(usize, usize)>>,
-    /// Longest prefix.
-    max_len: usize,
-    /// Lowercase.
-    keywords: Vec<Vec<u8>>,
-}
-
-impl KeywordScanner {
-    /// `None` when there are no keywords or their automaton needs more than 2^16 cells.
-    fn new(keywords: Vec<Vec<u8>>) -> Option<KeywordScanner> {
-        let patterns: Vec<&[u8]> = keywords
-            .iter()
-            .map(|k| &k[..k.len().min(PREFIX_LEN)])
-            .collect();
-        let mut classes = [0u8; 256];
-        let mut columns = 1usize;
-        for &c in patterns.iter().copied().flatten() {
-            let c = c.to_ascii_lowercase();
-            if classes[usize::from(c)] == 0 {
-                let class = u8::try_from(columns).ok()?;
-                classes[usize::from(c)] = class;
-                classes[usize::from(c.to_ascii_uppercase())] = class;
-                columns += 1;
-            }
-        }
-        // The trie: goto[node][class], u32::MAX where there is no edge.
-        let mut goto: Vec<Vec<u32>> = vec![vec![u32::MAX; columns]];
-        let mut outputs: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
-        for (i, p) in patterns.iter().enumerate() {
-            let mut node = 0;
-            for &c in *p {
-                let class = usize::from(classes[usize::from(c)]);
-                if goto[node][class] == u32::MAX {
-                    goto[node][class] = goto.len() as u32;
-                    goto.push(vec![u32::MAX; columns]);
-                    outputs.push(Vec::new());
-                }
-                node = goto[node][class] as usize;
-            }
-            outputs[node].push((i, p.len()));
-        }
-        let n = goto.len();
-        if patterns.is_empty() || n * columns > 1 << 16 {
-            return None;
-        }
-        // Breadth first: failure links, then full DFA transitions and outputs.
-        let mut delta = vec![vec![0u32; columns]; n];
-        let mut fail = vec![0u32; n];
-        let mut queue = std::collections::VecDeque::from([0u32]);
-        while let Some(u) = queue.pop_front() {
-            let u = u as usize;
-            for class in 0..columns {
-                let v = goto[u][class];
-                if v == u32::MAX {
-                    delta[u][class] = if u == 0 {
-                        0
-                    } else {
-                        delta[fail[u] as usize][class]
-                    };
-                    continue;
-                }
-                delta[u][class] = v;
-                let f = if u == 0 {
-                    0
-                } else {
-                    delta[fail[u] as usize][class]
-                };
-                fail[v as usize] = f;
-                let inherited = outputs[f as usize].clone();
-                outputs[v as usize].extend(inherited);
-                queue.push_back(v);
-            }
-        }
-        // Renumber: match states first, so "is a match" is one comparison.
-        let mut order: Vec<usize> = (0..n).filter(|&s| !outputs[s].is_empty()).collect();
-        let matches = order.len();
-        order.extend((0..n).filter(|&s| outputs[s].is_empty()));
-        let mut id = vec![0u16; n];
-        for (new, &old) in order.iter().enumerate() {
-            id[old] = (new * columns) as u16;
-        }
-        let mut trans: Box<[u16; 1 << 16]> =
-            vec![0u16; 1 << 16].into_boxed_slice().try_into().ok()?;
-        for (new, &old) in order.iter().enumerate() {
-            for class in 0..columns {
-                trans[new * columns + class] = id[delta[old][class] as usize];
-            }
-        }
-        let start = id[0];
-        debug_assert_eq!(start as usize, matches * columns);
-        Some(KeywordScanner {
-            classes,
-            trans,
-            match_limit: (matches * columns) as u16,
-            columns: columns as u16,
-            outputs: order[..matches]
-                .iter()
-                .map(|&s| std::mem::take(&mut outputs[s]))
-                .collect(),
-            max_len: patterns.iter().map(|p| p.len()).max().unwrap_or(0),
-            keywords,
-        })
-    }
-
-    #[inline(always)]
-    fn next(&self, s: u16, c: u8) -> u16 {
-        self.trans[usize::from(s.wrapping_add(u16::from(self.classes[usize::from(c)])))]
-    }
-
-    /// Pushes the keywords whose prefix ends at `end` in `text`, reaching state `s`.
-    #[cold]
-    #[inline(never)]
-    fn push_matches(&self, s: u16, text: &[u8], end: usize, hits: &mut Vec<Hit>) {
-        for &(k, prefix) in &self.outputs[usize::from(s / self.columns)] {
-            // The automaton has matched the prefix already.
-            let (rest, start) = (&self.keywords[k][prefix..], end - prefix);
-            let found = text.get(end..end + rest.len());
-            if found.is_some_and(|t| t.eq_ignore_ascii_case(rest)) {
-                hits.push((start, end + rest.len(), k));
-            }
-        }
-    }
-
-    /// Runs from state `s` over `text[from..to]`, recording matches; returns the state reached.
-    fn run(&self, mut s: u16, text: &[u8], from: usize, to: usize, hits: &mut Vec<Hit>) -> u16 {
-        for (at, &c) in text[from..to].iter().enumerate() {
-            s = self.next(s, c);
-            if s < self.match_limit {
-                self.push_matches(s, text, from + at + 1, hits);
-            }
-        }
-        s
-    }
-
-    /// Every keyword occurrence in `text`, unsorted, possibly twice.
-    ///
-    /// A DFA step waits on the load of the step before, so four walks over as
-    /// many quarters of the text interleave. Each quarter is read from
-    /// `max_len - 1` bytes early, so no occurrence crossing a boundary is missed.
-    fn scan(&self, text: &[u8], hits: &mut Vec<Hit>) {
-        const MIN_LANE: usize = 64;
-        let start = self.match_limit;
-        let overlap = self.max_len.saturating_sub(1);
-        let seg = text.len().div_ceil(4);
-        if seg < MIN_LANE.max(overlap) {
-            self.run(start, text, 0, text.len(), hits);
-            return;
-        }
-        let from = [0, seg - overlap, 2 * seg - overlap, 3 * seg - overlap];
-        // The last lane is the shortest; the others finish alone afterwards.
-        let common = text.len() - from[3];
-        let [l0, l1, l2, l3] = from.map(|f| &text[f..f + common]);
-        let mut s = [start; 4];
-        for (j, (((&a, &b), &c), &d)) in l0.iter().zip(l1).zip(l2).zip(l3).enumerate() {
-            s = [
-                self.next(s[0], a),
-                self.next(s[1], b),
-                self.next(s[2], c),
-                self.next(s[3], d),
-            ];
-            if s.iter().any(|&x| x < self.match_limit) {
-                for (k, &x) in s.iter().enumerate() {
-                    if x < self.match_limit {
-                        self.push_matches(x, text, from[k] + j + 1, hits);
-                    }
-                }
-            }
-        }
-        // Lanes 0-2 end where the next lane's own quarter starts.
-        for k in 0..3 {
-            let (a, b) = (from[k] + common, from[k + 1] + overlap);
-            if a < b {
-                self.run(s[k], text, a, b, hits);
-            }
-        }
-    }
-}
-
 /// What `candidate_rules` found for a string.
 struct Candidates {
     /// Rule indexes, sorted.
@@ -859,10 +684,19 @@ struct Candidates {
     shape: Option<DigitShape>,
 }
 
+/// Each thread's buffers for `Line`, kept from one line to the next.
+type Scratch = (Vec<Hit>, Vec<u64>);
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
 /// The raw line an event was parsed from, with its keyword hits.
 struct Line<'r> {
     raw: &'r [u8],
     hits: Vec<Hit>,
+    /// Where the line's ASCII digits are (`keywords::digit_mask`).
+    digits: Vec<u64>,
 }
 
 impl Line<'_> {
@@ -870,6 +704,17 @@ impl Line<'_> {
     fn span_of(&self, s: &str) -> Option<(usize, usize)> {
         let (base, p) = (self.raw.as_ptr() as usize, s.as_ptr() as usize);
         (p >= base && p + s.len() <= base + self.raw.len()).then(|| (p - base, p - base + s.len()))
+    }
+
+    /// Whether `s`, borrowed from the line, holds no keyword hit and fewer
+    /// than `min_digits` digits: no rule can match it (most strings).
+    fn quiet(&self, s: &str, min_digits: usize) -> bool {
+        let Some((a, b)) = self.span_of(s) else {
+            return false;
+        };
+        let first = self.hits.partition_point(|h| h.0 < a);
+        self.hits.get(first).is_none_or(|h| h.0 >= b)
+            && (s.len() < min_digits || keywords::count_in(&self.digits, a, b) < min_digits)
     }
 }
 
@@ -886,9 +731,20 @@ struct DigitShape {
 
 /// Digits in `b`; counted in `u8` lanes (255 bytes cannot overflow them), which vectorizes.
 fn count_digits(b: &[u8]) -> usize {
-    b.chunks(255)
-        .map(|c| usize::from(c.iter().fold(0u8, |n, &x| n + u8::from(x.is_ascii_digit()))))
-        .sum()
+    let mut blocks = b.chunks_exact(32);
+    let mut n = 0;
+    for block in &mut blocks {
+        n += usize::from(
+            block
+                .iter()
+                .fold(0u8, |n, &x| n + u8::from(x.wrapping_sub(b'0') < 10)),
+        );
+    }
+    n + blocks
+        .remainder()
+        .iter()
+        .filter(|x| x.is_ascii_digit())
+        .count()
 }
 
 /// Index of the first digit in `b` at or after `from`; skips digit-free
@@ -1023,8 +879,21 @@ impl Redactor {
         hits
     }
 
-    fn line_hits(&self, raw: &[u8]) -> Vec<Hit> {
-        self.keyword_hits(raw)
+    /// The line's keyword hits, sorted, and its digit mask, in `scratch`'s buffers.
+    fn line<'r>(&self, raw: &'r [u8], scratch: &mut Scratch) -> Line<'r> {
+        let (mut hits, mut digits) = (
+            std::mem::take(&mut scratch.0),
+            std::mem::take(&mut scratch.1),
+        );
+        hits.clear();
+        digits.clear();
+        match &self.set.prefilter {
+            Some(scanner) => scanner.scan_line(raw, &mut hits, &mut digits),
+            None => keywords::digit_mask(raw, &mut digits),
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        Line { raw, hits, digits }
     }
 
     /// Redacts `event` in place. `raw` is the line it was parsed from: one
@@ -1038,37 +907,31 @@ impl Redactor {
         if counts.len() != self.set.rules.len() + 1 {
             counts.resize(self.set.rules.len() + 1, 0);
         }
-        let line = raw.map(|raw| Line {
-            raw,
-            hits: self.line_hits(raw),
-        });
-        let mut buf = Vec::new();
-        self.walk(event, line.as_ref(), counts, &mut buf)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let line = raw.map(|raw| self.line(raw, scratch));
+            let n = self.walk(event, line.as_ref(), counts);
+            // The buffers go back for the next line.
+            if let Some(Line { hits, digits, .. }) = line {
+                *scratch = (hits, digits);
+            }
+            n
+        })
     }
 
-    fn walk(
-        &self,
-        v: &mut Value<'_>,
-        line: Option<&Line<'_>>,
-        counts: &mut RuleCounts,
-        buf: &mut Vec<u8>,
-    ) -> u64 {
+    fn walk(&self, v: &mut Value<'_>, line: Option<&Line<'_>>, counts: &mut RuleCounts) -> u64 {
         match v {
             Value::Object(members) => {
                 let mut n = 0;
                 for (k, val) in members.iter_mut() {
-                    if self.set.is_sensitive_key(k, buf) {
+                    if self.set.is_sensitive_key(k) {
                         n += self.redact_whole(val, counts);
                     } else {
-                        n += self.walk(val, line, counts, buf);
+                        n += self.walk(val, line, counts);
                     }
                 }
                 n
             }
-            Value::Array(items) => items
-                .iter_mut()
-                .map(|i| self.walk(i, line, counts, buf))
-                .sum(),
+            Value::Array(items) => items.iter_mut().map(|i| self.walk(i, line, counts)).sum(),
             Value::String(s) => match self.redact_str(s, line, counts) {
                 Some((new, n)) => {
                     *s = Cow::Owned(new);
@@ -1115,8 +978,9 @@ impl Redactor {
                 }
             }
         };
+        let mut digits = None;
         match line.and_then(|l| l.span_of(s).map(|span| (l, span))) {
-            // Borrowed from the line: the keyword hits inside its span are known already.
+            // Borrowed from the line: its keyword hits and digits are known already.
             Some((l, (a, b))) => {
                 let first = l.hits.partition_point(|h| h.0 < a);
                 for &(start, end, pattern) in &l.hits[first..] {
@@ -1127,6 +991,7 @@ impl Redactor {
                         add(pattern, start - a, end - a, &mut cands);
                     }
                 }
+                digits = Some(keywords::count_in(&l.digits, a, b));
             }
             None => {
                 for (start, end, pattern) in self.keyword_hits(s.as_bytes()) {
@@ -1134,11 +999,11 @@ impl Redactor {
                 }
             }
         }
-        // Counting digits vectorizes; the finer shape is only worth it past the minimum.
+        // The finer shape is only worth taking past the minimum count of digits.
         let mut shape = None;
         if !self.set.digit_rules.is_empty()
             && s.len() >= self.set.min_digits
-            && count_digits(s.as_bytes()) >= self.set.min_digits
+            && digits.unwrap_or_else(|| count_digits(s.as_bytes())) >= self.set.min_digits
         {
             let digits = DigitShape::of(s);
             cands.extend(
@@ -1166,7 +1031,7 @@ impl Redactor {
         line: Option<&Line<'_>>,
         counts: &mut RuleCounts,
     ) -> Option<(String, u64)> {
-        if s.len() < 4 || is_marker(s) {
+        if s.len() < 4 || line.is_some_and(|l| l.quiet(s, self.set.min_digits)) || is_marker(s) {
             return None;
         }
         let Candidates {
@@ -1490,7 +1355,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x % 9 == 0 {
+                if x.is_multiple_of(9) {
                     // A digit-free stretch longer than a block, as in prose.
                     text.push_str("lorem ipsum dolor sit amet");
                 } else {
@@ -1552,8 +1417,8 @@ mod tests {
         let v = json::parse(line, 8).unwrap();
         let Value::Object(members) = &v else { panic!() };
         let s = members[0].1.as_str().unwrap();
-        let hits = r.keyword_hits(line);
-        let l = Line { raw: line, hits };
+        let l = r.line(line, &mut Scratch::default());
+        assert!(!l.hits.is_empty());
         assert!(r.candidate_rules(s, Some(&l)).rules.is_empty());
     }
 
@@ -1618,55 +1483,136 @@ mod tests {
     }
 
     #[test]
-    fn keyword_scan_in_lanes_finds_what_a_plain_search_finds() {
-        let keywords: Vec<Vec<u8>> = [
-            "ghp_",
-            "secret",
-            "secretkey",
-            "@",
-            "sk",
-            "://",
-            "private key",
-        ]
-        .iter()
-        .map(|k| k.as_bytes().to_vec())
-        .collect();
-        let scanner = KeywordScanner::new(keywords.clone()).unwrap();
+    fn sensitive_names_are_the_exact_names_and_suffixes_normalized() {
+        let r = shipped();
+        let doc = std::fs::read("python/agent_bom/data/redaction-rules.json").unwrap();
+        let doc = json::parse(&doc, 16).unwrap();
+        let names = doc.get("sensitive_keys").unwrap();
+        let list = |what: &str| -> Vec<String> {
+            str_list(names.get(what), what)
+                .unwrap()
+                .iter()
+                .map(|k| {
+                    k.bytes()
+                        .filter(|&c| !is_name_separator(c))
+                        .map(|c| char::from(c.to_ascii_lowercase()))
+                        .collect()
+                })
+                .collect()
+        };
+        let (exact, suffix) = (list("exact"), list("suffix"));
+        // What the trie must answer: normalize, then compare.
+        let naive = |name: &str| {
+            let n: String = name
+                .bytes()
+                .filter(|&c| !is_name_separator(c))
+                .map(|c| char::from(c.to_ascii_lowercase()))
+                .collect();
+            exact.contains(&n) || suffix.iter().any(|s| n.ends_with(s.as_str()))
+        };
         let pieces = [
-            "GHP_",
-            "Secret",
-            "secretKEY",
-            "@",
-            "sK",
-            "://",
-            "private key",
-            "x",
+            "pass",
+            "word",
+            "Token",
+            "TOKEN",
+            "_",
+            "-",
+            ".",
             " ",
-            "se",
+            "key",
+            "api",
+            "Secret",
+            "auth",
+            "orization",
+            "cookie",
+            "s",
+            "x",
+            "session",
+            "otp",
+            "t",
+            "id",
+            "é",
+            "",
         ];
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for len in [0, 3, 63, 255, 256, 257, 300, 511, 1024, 1500, 4099] {
-            let mut text = Vec::new();
-            while text.len() < len {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut sensitive = 0;
+        for round in 0..20_000 {
+            let mut name = String::new();
+            for _ in 0..(round % 6) {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                text.extend_from_slice(pieces[(x % pieces.len() as u64) as usize].as_bytes());
+                name.push_str(pieces[(x % pieces.len() as u64) as usize]);
             }
-            let mut found = Vec::new();
-            scanner.scan(&text, &mut found);
-            found.sort_unstable();
-            found.dedup();
-            let mut expected = Vec::new();
-            for start in 0..text.len() {
-                for (k, kw) in keywords.iter().enumerate() {
-                    let t = text.get(start..start + kw.len());
-                    if t.is_some_and(|t| t.eq_ignore_ascii_case(kw)) {
-                        expected.push((start, start + kw.len(), k));
-                    }
+            assert_eq!(r.set.is_sensitive_key(&name), naive(&name), "{name:?}");
+            sensitive += usize::from(naive(&name));
+        }
+        assert!(sensitive > 1000, "{sensitive}");
+        for name in exact.iter().chain(&suffix) {
+            assert!(r.set.is_sensitive_key(name) && r.set.is_sensitive_key(&name.to_uppercase()));
+        }
+        // A suffix name holds at any depth of its prefix; an exact one only as itself.
+        assert!(r.set.is_sensitive_key("github_Access-Token"));
+        assert!(!r.set.is_sensitive_key("otp_enabled") && r.set.is_sensitive_key("O.T.P"));
+        let mut empty = SensitiveNames::default();
+        assert!(!empty.contains("") && !empty.contains("token"));
+        empty.add("__", true);
+        assert!(empty.contains("") && empty.contains("anything"));
+    }
+
+    #[test]
+    fn strings_borrowed_from_the_line_are_redacted_as_strings_on_their_own() {
+        // The line's hits and digit mask (`Line::quiet`, `count_in`) against
+        // a search of each string alone (an escape makes the parser copy it).
+        let custom = br#"{"rules":[{"id":"bang","keywords":["!"],"regex":"!"},
+            {"id":"three","min_digits":3,"regex":"\\b[0-9]{3}\\b"}]}"#;
+        let custom = Redactor::new(RuleSet::from_json(&[custom]).unwrap(), Mode::Mask);
+        let pieces = [
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+            "secret",
+            "secret=hunter2xyz",
+            "token",
+            "4111 1111 1111 1111",
+            "123-45-6789",
+            "GB82 WEST 1234 5698 7654 32",
+            "2026-05-01",
+            "CVE-2026-12597",
+            "dev@corp.example.com",
+            "@",
+            "1",
+            "12345678",
+            " ",
+            "x",
+            "sk",
+            "https://u:p4ss@h.example.com",
+            "AKIAABC    DEFGHIJKLMNOP",
+            "é",
+            "!",
+            "123",
+            "ab",
+        ];
+        for r in [shipped(), custom] {
+            let mut x: u64 = 0x853c_49e6_748f_ea9b;
+            for round in 0..3000 {
+                let mut s = String::new();
+                for _ in 0..(round % 9) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    s.push_str(pieces[(x % pieces.len() as u64) as usize]);
                 }
+                let Some(first) = s.chars().next() else {
+                    continue;
+                };
+                // The same string with its first character escaped: the parser copies it.
+                let escaped = format!("\\u{:04x}{}", u32::from(first), &s[first.len_utf8()..]);
+                let borrowed = format!(r#"{{"a":"{s}","b":["{s}"]}}"#);
+                let copied = format!(r#"{{"a":"{escaped}","b":["{escaped}"]}}"#);
+                let (a, n, counts) = run(&r, &borrowed);
+                let (b, m, counts_b) = run(&r, &copied);
+                assert_eq!(a, b, "{s}");
+                assert_eq!((n, counts), (m, counts_b), "{s}");
             }
-            assert_eq!(found, expected, "{len}");
         }
     }
 
