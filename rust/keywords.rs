@@ -71,6 +71,7 @@ pub(crate) fn digit_mask(text: &[u8], out: &mut Vec<u64>) {
 }
 
 /// How many bits of `mask` (as `digit_mask` lays them out) are set in `from..to`.
+#[inline]
 pub(crate) fn count_in(mask: &[u64], from: usize, to: usize) -> usize {
     if from >= to {
         return 0;
@@ -333,7 +334,7 @@ impl Prefixes {
     }
 
     /// The keywords whose folded prefix is the start of `word` (folded text bytes).
-    #[inline]
+    #[inline(always)]
     fn each_at(&self, word: u32, mut f: impl FnMut(usize)) {
         let (start, count) = self.slots[pair_slot(word as u8, (word >> 8) as u8)];
         let start = usize::from(start);
@@ -518,6 +519,7 @@ impl Buckets {
     }
 
     /// Pushes the keywords that occur at `p`.
+    #[inline(always)]
     fn verify(&self, text: &[u8], p: usize, hits: &mut Vec<Hit>) {
         let word = match text.get(p..p + 4) {
             Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
@@ -596,7 +598,18 @@ mod avx512 {
             _mm512_test_epi8_mask(any, any)
         };
         let n = text.len();
-        let mut i = 0;
+        // Candidates are gathered for up to 16 blocks, then handed out: the
+        // SIMD loop itself has no branch that depends on the text.
+        let mut found = [0u64; 16];
+        let mut flush = |found: &mut [u64; 16], blocks: usize, first: usize| {
+            for (b, mask) in found[..blocks].iter_mut().enumerate() {
+                while *mask != 0 {
+                    each(first + 64 * b + mask.trailing_zeros() as usize);
+                    *mask &= *mask - 1;
+                }
+            }
+        };
+        let (mut i, mut start, mut blocks) = (0, 0, 0);
         // Whole blocks: every offset's 64 bytes lie inside the text.
         while i + 64 + PREFIX_LEN - 1 <= n {
             let mut bytes = [zero; PREFIX_LEN];
@@ -610,13 +623,15 @@ mod avx512 {
                     ten,
                 ));
             }
-            let mut found = admitted(bytes);
-            while found != 0 {
-                each(i + found.trailing_zeros() as usize);
-                found &= found - 1;
-            }
+            found[blocks] = admitted(bytes);
+            blocks += 1;
             i += 64;
+            if blocks == found.len() {
+                flush(&mut found, blocks, start);
+                (start, blocks) = (i, 0);
+            }
         }
+        flush(&mut found, blocks, start);
         while i < n {
             let mut bytes = [zero; PREFIX_LEN];
             for (k, b) in bytes.iter_mut().enumerate() {
@@ -629,11 +644,8 @@ mod avx512 {
                     ten,
                 ));
             }
-            let mut found = admitted(bytes) & (u64::MAX >> 64usize.saturating_sub(n - i));
-            while found != 0 {
-                each(i + found.trailing_zeros() as usize);
-                found &= found - 1;
-            }
+            found[0] = admitted(bytes) & (u64::MAX >> 64usize.saturating_sub(n - i));
+            flush(&mut found, 1, i);
             i += 64;
         }
     }

@@ -318,6 +318,7 @@ impl SensitiveNames {
         }
     }
 
+    #[inline]
     fn contains(&self, name: &str) -> bool {
         let root = &self.nodes[0];
         if root.suffix {
@@ -514,6 +515,7 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    #[inline]
     fn is_sensitive_key(&self, k: &str) -> bool {
         self.keys.contains(k)
     }
@@ -708,6 +710,7 @@ impl Line<'_> {
 
     /// Whether `s`, borrowed from the line, holds no keyword hit and fewer
     /// than `min_digits` digits: no rule can match it (most strings).
+    #[inline]
     fn quiet(&self, s: &str, min_digits: usize) -> bool {
         let Some((a, b)) = self.span_of(s) else {
             return false;
@@ -926,19 +929,42 @@ impl Redactor {
                     if self.set.is_sensitive_key(k) {
                         n += self.redact_whole(val, counts);
                     } else {
-                        n += self.walk(val, line, counts);
+                        n += self.walk_member(val, line, counts);
                     }
                 }
                 n
             }
-            Value::Array(items) => items.iter_mut().map(|i| self.walk(i, line, counts)).sum(),
-            Value::String(s) => match self.redact_str(s, line, counts) {
-                Some((new, n)) => {
-                    *s = Cow::Owned(new);
-                    n
+            Value::Array(items) => items
+                .iter_mut()
+                .map(|i| self.walk_member(i, line, counts))
+                .sum(),
+            other => self.walk_member(other, line, counts),
+        }
+    }
+
+    /// `walk` for one member or item: a string no rule can match (most of
+    /// them) is passed over without a call.
+    #[inline(always)]
+    fn walk_member(
+        &self,
+        v: &mut Value<'_>,
+        line: Option<&Line<'_>>,
+        counts: &mut RuleCounts,
+    ) -> u64 {
+        match v {
+            Value::String(s) => {
+                if s.len() < 4 || line.is_some_and(|l| l.quiet(s, self.set.min_digits)) {
+                    return 0;
                 }
-                None => 0,
-            },
+                match self.redact_str(s, line, counts) {
+                    Some((new, n)) => {
+                        *s = Cow::Owned(new);
+                        n
+                    }
+                    None => 0,
+                }
+            }
+            Value::Object(_) | Value::Array(_) => self.walk(v, line, counts),
             _ => 0,
         }
     }
@@ -1031,7 +1057,7 @@ impl Redactor {
         line: Option<&Line<'_>>,
         counts: &mut RuleCounts,
     ) -> Option<(String, u64)> {
-        if s.len() < 4 || line.is_some_and(|l| l.quiet(s, self.set.min_digits)) || is_marker(s) {
+        if s.len() < 4 || is_marker(s) {
             return None;
         }
         let Candidates {
