@@ -19,6 +19,7 @@ use std::collections::HashSet;
 
 use hmac::{KeyInit, Mac};
 use regex::Regex;
+use regex_automata::dfa::{dense, Automaton};
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input, Match};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
@@ -71,6 +72,10 @@ enum Reach {
 /// down without running it.
 struct Follower {
     regex: Regex,
+    /// The same pattern as a fully compiled DFA anchored where the keyword
+    /// ends, when it compiles to one (no Unicode word boundary): no cache to
+    /// fetch per check, which matters at a few bytes a check.
+    dfa: Option<dense::DFA<Vec<u32>>>,
     /// `None` when the regex can match the empty string.
     first: Option<ByteSet>,
 }
@@ -80,19 +85,38 @@ impl Follower {
         let hir = syntax::parse_with(pattern, &syntax::Config::new().utf8(true))
             .map_err(|e| e.to_string())?;
         let regex = Regex::new(&format!("^(?:{pattern})")).map_err(|e| e.to_string())?;
+        let dfa = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .start_kind(regex_automata::dfa::StartKind::Anchored)
+                    .dfa_size_limit(Some(1 << 20)),
+            )
+            .syntax(syntax::Config::new().utf8(true))
+            .build(pattern)
+            .ok();
         let mut first = ByteSet::default();
         let nullable = first_bytes(&hir, &mut first);
         Ok(Follower {
             regex,
+            dfa,
             first: (!nullable).then_some(first),
         })
     }
 
     fn is_match(&self, rest: &str) -> bool {
-        match &self.first {
-            Some(first) => {
-                rest.as_bytes().first().is_some_and(|&b| first.contains(b))
-                    && self.regex.is_match(rest)
+        if let Some(first) = &self.first {
+            if !rest.as_bytes().first().is_some_and(|&b| first.contains(b)) {
+                return false;
+            }
+        }
+        match &self.dfa {
+            Some(dfa) => {
+                let input = Input::new(rest).anchored(Anchored::Yes).earliest(true);
+                match dfa.try_search_fwd(&input) {
+                    Ok(found) => found.is_some(),
+                    // A DFA quits only on bytes it was told to; ours were not.
+                    Err(_) => self.regex.is_match(rest),
+                }
             }
             None => self.regex.is_match(rest),
         }
@@ -687,10 +711,10 @@ struct Candidates {
 }
 
 /// Each thread's buffers for `Line`, kept from one line to the next.
-type Scratch = (Vec<Hit>, Vec<u64>);
+type Scratch = (Vec<Hit>, Vec<u64>, Vec<u64>);
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// The raw line an event was parsed from, with its keyword hits.
@@ -699,6 +723,8 @@ struct Line<'r> {
     hits: Vec<Hit>,
     /// Where the line's ASCII digits are (`keywords::digit_mask`).
     digits: Vec<u64>,
+    /// Where its keyword hits start, laid out as `digits`.
+    starts: Vec<u64>,
 }
 
 impl Line<'_> {
@@ -715,8 +741,13 @@ impl Line<'_> {
         let Some((a, b)) = self.span_of(s) else {
             return false;
         };
-        let first = self.hits.partition_point(|h| h.0 < a);
-        self.hits.get(first).is_none_or(|h| h.0 >= b)
+        if a / 64 == (b - 1) / 64 {
+            // Within one word, as most strings are: two masked reads.
+            let m = (u64::MAX << (a % 64)) & (u64::MAX >> (63 - (b - 1) % 64));
+            return self.starts[a / 64] & m == 0
+                && (self.digits[a / 64] & m).count_ones() < min_digits as u32;
+        }
+        keywords::count_in(&self.starts, a, b) == 0
             && (s.len() < min_digits || keywords::count_in(&self.digits, a, b) < min_digits)
     }
 }
@@ -884,10 +915,7 @@ impl Redactor {
 
     /// The line's keyword hits, sorted, and its digit mask, in `scratch`'s buffers.
     fn line<'r>(&self, raw: &'r [u8], scratch: &mut Scratch) -> Line<'r> {
-        let (mut hits, mut digits) = (
-            std::mem::take(&mut scratch.0),
-            std::mem::take(&mut scratch.1),
-        );
+        let (mut hits, mut digits, mut starts) = std::mem::take(scratch);
         hits.clear();
         digits.clear();
         match &self.set.prefilter {
@@ -896,7 +924,17 @@ impl Redactor {
         }
         hits.sort_unstable();
         hits.dedup();
-        Line { raw, hits, digits }
+        starts.clear();
+        starts.resize(digits.len(), 0);
+        for &(start, _, _) in &hits {
+            starts[start / 64] |= 1 << (start % 64);
+        }
+        Line {
+            raw,
+            hits,
+            digits,
+            starts,
+        }
     }
 
     /// Redacts `event` in place. `raw` is the line it was parsed from: one
@@ -914,8 +952,14 @@ impl Redactor {
             let line = raw.map(|raw| self.line(raw, scratch));
             let n = self.walk(event, line.as_ref(), counts);
             // The buffers go back for the next line.
-            if let Some(Line { hits, digits, .. }) = line {
-                *scratch = (hits, digits);
+            if let Some(Line {
+                hits,
+                digits,
+                starts,
+                ..
+            }) = line
+            {
+                *scratch = (hits, digits, starts);
             }
             n
         })
@@ -1457,7 +1501,12 @@ mod tests {
             .iter()
             .filter_map(|x| x.keyword_followed_by.as_ref())
             .collect();
+        // Every shipped follower runs as a DFA; one with a Unicode word
+        // boundary cannot, and runs as a regex.
+        assert!(followers.iter().all(|f| f.dfa.is_some()));
+        assert!(Follower::new(r"\s*\bx").unwrap().dfa.is_none());
         let extra = [
+            Follower::new(r"\s*\bx").unwrap(),
             Follower::new(r"\s*x|y").unwrap(),
             Follower::new(r"(?:a?b*)+c|\w").unwrap(),
             Follower::new(r"(?i)k").unwrap(),
