@@ -292,81 +292,93 @@ fn is_name_separator(c: u8) -> bool {
 
 /// The sensitive member names (DESIGN §5), compared with ASCII case and
 /// separators ignored: a trie over their compared bytes, read from the end,
-/// so most names are turned down within their last few letters.
+/// so most names are turned down within their last few letters. Its
+/// transitions are one table lookup per byte.
 struct SensitiveNames {
-    nodes: Vec<NameNode>,
-    /// The root's children by byte (0: none): most names stop at their last byte.
-    last: Box<[u32; 256]>,
+    /// Byte → its column (the same for both ASCII cases), `NO_COLUMN` for a
+    /// byte no sensitive name holds, `SEPARATOR` for one names skip.
+    columns: [u8; 256],
+    width: usize,
+    /// `next[node * width + column]`: the child, or 0 (the root is nobody's child).
+    next: Vec<u32>,
+    /// Per node: `SUFFIX` (a name ending with the bytes read so far is
+    /// sensitive) and `EXACT` (a name that is exactly them is).
+    flags: Vec<u8>,
 }
 
-impl Default for SensitiveNames {
-    fn default() -> SensitiveNames {
-        SensitiveNames {
-            nodes: vec![NameNode::default()],
-            last: Box::new([0; 256]),
-        }
-    }
-}
-
-#[derive(Default)]
-struct NameNode {
-    children: Vec<(u8, usize)>,
-    /// A name that ends with the bytes read so far is sensitive.
-    suffix: bool,
-    /// A name that is exactly the bytes read so far is sensitive.
-    exact: bool,
-}
+const NO_COLUMN: u8 = 0;
+const SEPARATOR: u8 = u8::MAX;
+const SUFFIX: u8 = 1;
+const EXACT: u8 = 2;
 
 impl SensitiveNames {
-    fn add(&mut self, name: &str, suffix: bool) {
-        let mut node = 0;
-        for c in name.bytes().rev().filter(|&c| !is_name_separator(c)) {
-            let c = c.to_ascii_lowercase();
-            node = match self.nodes[node].children.iter().find(|(b, _)| *b == c) {
-                Some(&(_, next)) => next,
-                None => {
-                    self.nodes.push(NameNode::default());
-                    let next = self.nodes.len() - 1;
-                    self.nodes[node].children.push((c, next));
-                    next
+    /// `names`: (name, whether it counts as a suffix).
+    fn new<'n>(names: impl IntoIterator<Item = (&'n str, bool)>) -> Result<SensitiveNames, String> {
+        let mut columns = [NO_COLUMN; 256];
+        for c in [b'_', b'-', b'.', b' '] {
+            columns[usize::from(c)] = SEPARATOR;
+        }
+        let mut width = 1;
+        let mut children: Vec<Vec<(u8, usize)>> = vec![Vec::new()];
+        let mut flags = vec![0u8];
+        for (name, suffix) in names {
+            let mut node = 0;
+            for c in name.bytes().rev().filter(|&c| !is_name_separator(c)) {
+                let c = c.to_ascii_lowercase();
+                if columns[usize::from(c)] == NO_COLUMN {
+                    let column = u8::try_from(width)
+                        .ok()
+                        .filter(|&w| w < SEPARATOR)
+                        .ok_or("sensitive_keys use too many distinct characters")?;
+                    columns[usize::from(c)] = column;
+                    columns[usize::from(c.to_ascii_uppercase())] = column;
+                    width += 1;
                 }
-            };
+                node = match children[node].iter().find(|(b, _)| *b == c) {
+                    Some(&(_, child)) => child,
+                    None => {
+                        children.push(Vec::new());
+                        flags.push(0);
+                        let child = children.len() - 1;
+                        children[node].push((c, child));
+                        child
+                    }
+                };
+            }
+            flags[node] |= if suffix { SUFFIX } else { EXACT };
         }
-        if suffix {
-            self.nodes[node].suffix = true;
-        } else {
-            self.nodes[node].exact = true;
+        let mut next = vec![0u32; children.len() * width];
+        for (node, kids) in children.iter().enumerate() {
+            for &(c, child) in kids {
+                next[node * width + usize::from(columns[usize::from(c)])] =
+                    u32::try_from(child).map_err(|_| "too many sensitive_keys")?;
+            }
         }
-        for &(c, child) in &self.nodes[0].children {
-            self.last[usize::from(c)] = child as u32;
-        }
+        Ok(SensitiveNames {
+            columns,
+            width,
+            next,
+            flags,
+        })
     }
 
     #[inline]
     fn contains(&self, name: &str) -> bool {
-        let root = &self.nodes[0];
-        if root.suffix {
-            return true;
-        }
-        let mut bytes = name.bytes().rev().filter(|&c| !is_name_separator(c));
-        let Some(last) = bytes.next() else {
-            return root.exact;
-        };
-        let mut node = match self.last[usize::from(last.to_ascii_lowercase())] {
-            0 => return false,
-            child => &self.nodes[child as usize],
-        };
-        for c in bytes {
-            if node.suffix {
+        let mut node = 0;
+        for c in name.bytes().rev() {
+            if self.flags[node] & SUFFIX != 0 {
                 return true;
             }
-            let c = c.to_ascii_lowercase();
-            match node.children.iter().find(|(b, _)| *b == c) {
-                Some(&(_, next)) => node = &self.nodes[next],
-                None => return false,
+            match self.columns[usize::from(c)] {
+                SEPARATOR => continue,
+                NO_COLUMN => return false,
+                column => match self.next[node * self.width + usize::from(column)] {
+                    0 => return false,
+                    child => node = child as usize,
+                },
             }
         }
-        node.suffix || node.exact
+        self.flags[node] != 0
     }
 }
 
@@ -375,17 +387,17 @@ impl RuleSet {
     pub fn from_json(files: &[&[u8]]) -> Result<RuleSet, String> {
         let mut rules = Vec::new();
         let mut keywords: Vec<(String, usize)> = Vec::new();
-        let mut keys = SensitiveNames::default();
+        let mut names: Vec<(String, bool)> = Vec::new();
         let mut seen_ids = HashSet::new();
         for (n, data) in files.iter().enumerate() {
             let doc = json::parse(data, 16)
                 .map_err(|e| format!("rules file {}: not valid JSON: {e}", n + 1))?;
-            if let Some(names) = field(&doc, "sensitive_keys") {
-                for k in str_list(field(names, "exact"), "sensitive_keys.exact")? {
-                    keys.add(&k, false);
+            if let Some(keys) = field(&doc, "sensitive_keys") {
+                for k in str_list(field(keys, "exact"), "sensitive_keys.exact")? {
+                    names.push((k, false));
                 }
-                for k in str_list(field(names, "suffix"), "sensitive_keys.suffix")? {
-                    keys.add(&k, true);
+                for k in str_list(field(keys, "suffix"), "sensitive_keys.suffix")? {
+                    names.push((k, true));
                 }
             }
             let Some(Value::Array(items)) = field(&doc, "rules") else {
@@ -515,6 +527,7 @@ impl RuleSet {
             .map(|&i| rules[i].min_digits)
             .min()
             .unwrap_or(usize::MAX);
+        let keys = SensitiveNames::new(names.iter().map(|(k, suffix)| (k.as_str(), *suffix)))?;
         Ok(RuleSet {
             rules,
             prefilter,
@@ -1629,10 +1642,14 @@ mod tests {
         // A suffix name holds at any depth of its prefix; an exact one only as itself.
         assert!(r.set.is_sensitive_key("github_Access-Token"));
         assert!(!r.set.is_sensitive_key("otp_enabled") && r.set.is_sensitive_key("O.T.P"));
-        let mut empty = SensitiveNames::default();
+        let empty = SensitiveNames::new([]).unwrap();
         assert!(!empty.contains("") && !empty.contains("token"));
-        empty.add("__", true);
-        assert!(empty.contains("") && empty.contains("anything"));
+        let everything = SensitiveNames::new([("__", true)]).unwrap();
+        assert!(everything.contains("") && everything.contains("anything"));
+        let odd = SensitiveNames::new([("pässwort", false), ("x.Y", true)]).unwrap();
+        assert!(odd.contains("PÄSSWORT") == "PÄSSWORT".eq_ignore_ascii_case("pässwort"));
+        assert!(odd.contains("pässwort") && odd.contains("P_ÄSS-WORT".replace('Ä', "ä").as_str()));
+        assert!(odd.contains("a_b_xy") && !odd.contains("xyz"));
     }
 
     #[test]
