@@ -1708,7 +1708,9 @@ mod tests {
             "123",
             "ab",
         ];
-        for r in [shipped(), custom] {
+        let mut portable = shipped();
+        portable.set.prefilter = portable.set.prefilter.take().map(KeywordScanner::portable);
+        for r in [shipped(), portable, custom] {
             let mut x: u64 = 0x853c_49e6_748f_ea9b;
             for round in 0..3000 {
                 let mut s = String::new();
