@@ -7,6 +7,9 @@ pure-Python redactor              benches/redact_reference.py (one combined `re`
 record_many                       EvidenceStream producer cost per event (bytes and dict paths)
 EvidenceStream end to end         record_many to finish, redaction on, threads=1 and threads=2
 evidence stream with redaction    whole pipeline, 1 thread, redaction on
+
+AGENT_BOM_PORTABLE_SCAN=1 runs the keyword search on the portable DFA engine,
+as on a CPU without AVX-512 VBMI (same hits, same output).
 """
 
 from __future__ import annotations
