@@ -33,7 +33,9 @@ impl KeywordScanner {
     /// cells (the DFA is built everywhere, so a rule set that loads on one
     /// machine loads on every machine).
     pub(crate) fn new(keywords: Vec<Vec<u8>>) -> Option<KeywordScanner> {
-        let buckets = Buckets::new(&keywords).filter(|_| Buckets::supported());
+        let buckets = Buckets::supported()
+            .then(|| Buckets::new(&keywords))
+            .flatten();
         Some(KeywordScanner {
             dfa: Dfa::new(keywords)?,
             buckets,
@@ -408,6 +410,7 @@ struct Buckets {
     keywords: Vec<Vec<u8>>,
     /// Whether the candidates are found with AVX-512 (else one position at a
     /// time, which only tests use: `KeywordScanner` keeps the DFA then).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     simd: bool,
 }
 
@@ -442,13 +445,14 @@ fn byte_weights() -> [f64; 128] {
 }
 
 impl Buckets {
-    /// Whether this CPU runs the SIMD candidate search (and
-    /// `AGENT_BOM_PORTABLE_SCAN` is unset: benchmarks set it to measure the
+    /// Whether the SIMD candidate search runs: this CPU has it and
+    /// `AGENT_BOM_PORTABLE_SCAN` is unset (benchmarks set it to measure the
     /// DFA on the same machine; the hits are the same either way).
     fn supported() -> bool {
-        if std::env::var_os("AGENT_BOM_PORTABLE_SCAN").is_some() {
-            return false;
-        }
+        std::env::var_os("AGENT_BOM_PORTABLE_SCAN").is_none() && Buckets::cpu_has_simd()
+    }
+
+    fn cpu_has_simd() -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             is_x86_feature_detected!("avx512f")
@@ -529,7 +533,7 @@ impl Buckets {
             tables,
             prefixes: Prefixes::new(keywords)?,
             keywords: keywords.to_vec(),
-            simd: Buckets::supported(),
+            simd: Buckets::cpu_has_simd(),
         })
     }
 
@@ -841,6 +845,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn simd_candidates_and_digits_are_the_portable_ones() {
         let keywords = shipped_keywords();
         let mut buckets = Buckets::new(&keywords).unwrap();
