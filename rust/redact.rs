@@ -749,7 +749,7 @@ impl Line<'_> {
 
     /// Whether `s`, borrowed from the line, holds no keyword hit and fewer
     /// than `min_digits` digits: no rule can match it (most strings).
-    #[inline]
+    #[inline(always)]
     fn quiet(&self, s: &str, min_digits: usize) -> bool {
         let Some((a, b)) = self.span_of(s) else {
             return false;
@@ -760,8 +760,10 @@ impl Line<'_> {
         if a / 64 == (b - 1) / 64 {
             // Within one word, as most strings are: two masked reads.
             let m = (u64::MAX << (a % 64)) & (u64::MAX >> (63 - (b - 1) % 64));
+            let digits = self.digits[a / 64] & m;
+            // Most strings have no digit at all: no bits to count.
             return self.starts[a / 64] & m == 0
-                && (self.digits[a / 64] & m).count_ones() < min_digits as u32;
+                && (digits == 0 || digits.count_ones() < min_digits as u32);
         }
         keywords::count_in(&self.starts, a, b) == 0
             && (s.len() < min_digits || keywords::count_in(&self.digits, a, b) < min_digits)
@@ -1035,8 +1037,13 @@ impl Redactor {
     ) -> u64 {
         match v {
             Value::String(s) => {
-                if s.len() < 4 || line.is_some_and(|l| l.quiet(s, self.set.min_digits)) {
+                if s.len() < 4 {
                     return 0;
+                }
+                if let Some(l) = line {
+                    if l.quiet(s, self.set.min_digits) {
+                        return 0;
+                    }
                 }
                 match self.redact_str(s, line, counts) {
                     Some((new, n)) => {
