@@ -637,9 +637,16 @@ mod avx512 {
         }
         let case = _mm512_set1_epi8(0x20);
         let (zero_char, ten) = (_mm512_set1_epi8(b'0' as i8), _mm512_set1_epi8(10));
-        // The buckets admitting each of the 64 positions from `bytes[k]`, the
-        // block's bytes at offset k.
-        let admitted = |bytes: [__m512i; PREFIX_LEN]| -> u64 {
+        // The positions of a block some bucket admits, from `bytes[k]`, the
+        // block's bytes at offset k; with `DIGITS`, its digit bits go to
+        // `digits` (bytes past the end are zero: no digits).
+        let mut admitted = |bytes: [__m512i; PREFIX_LEN]| -> u64 {
+            if DIGITS {
+                digits.push(_mm512_cmplt_epu8_mask(
+                    _mm512_sub_epi8(bytes[0], zero_char),
+                    ten,
+                ));
+            }
             let (mut a0, mut a1) = (_mm512_set1_epi8(-1), _mm512_set1_epi8(-1));
             for k in 0..PREFIX_LEN {
                 let folded = _mm512_or_si512(bytes[k], case);
@@ -669,12 +676,6 @@ mod avx512 {
                 // SAFETY: i + k + 64 <= n.
                 *b = unsafe { _mm512_loadu_si512(text.as_ptr().add(i + k).cast()) };
             }
-            if DIGITS {
-                digits.push(_mm512_cmplt_epu8_mask(
-                    _mm512_sub_epi8(bytes[0], zero_char),
-                    ten,
-                ));
-            }
             found[blocks] = admitted(bytes);
             blocks += 1;
             i += 64;
@@ -688,13 +689,6 @@ mod avx512 {
             let mut bytes = [zero; PREFIX_LEN];
             for (k, b) in bytes.iter_mut().enumerate() {
                 *b = load_tail(text, i + k);
-            }
-            if DIGITS {
-                // Past the end the bytes are zero: no digits.
-                digits.push(_mm512_cmplt_epu8_mask(
-                    _mm512_sub_epi8(bytes[0], zero_char),
-                    ten,
-                ));
             }
             found[0] = admitted(bytes) & (u64::MAX >> 64usize.saturating_sub(n - i));
             flush(&mut found, 1, i);
