@@ -315,7 +315,7 @@ impl SensitiveNames {
     /// `names`: (name, whether it counts as a suffix).
     fn new<'n>(names: impl IntoIterator<Item = (&'n str, bool)>) -> Result<SensitiveNames, String> {
         let mut columns = [NO_COLUMN; 256];
-        for c in [b'_', b'-', b'.', b' '] {
+        for c in (0..=u8::MAX).filter(|&c| is_name_separator(c)) {
             columns[usize::from(c)] = SEPARATOR;
         }
         let mut width = 1;
