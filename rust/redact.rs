@@ -12,7 +12,9 @@
 //! its matches can lie (`Reach`, read from the regex): anchored at its
 //! keyword occurrences when every match starts with a keyword, near the
 //! digits when every match holds one and is bounded in length, else over
-//! the whole string.
+//! the whole string. A rule's `secret` group is read off each match by two
+//! small DFAs on either side of it (`SecretSplit`) where they settle it,
+//! else by the capture engine over the match alone.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -20,8 +22,9 @@ use std::collections::HashSet;
 use hmac::{KeyInit, Mac};
 use regex::Regex;
 use regex_automata::dfa::{dense, Automaton};
+use regex_automata::nfa::thompson;
 use regex_automata::util::syntax;
-use regex_automata::{meta, Anchored, Input, Match};
+use regex_automata::{meta, Anchored, Input, Match, Span};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -52,6 +55,92 @@ struct Rule {
     /// What must follow a keyword for the occurrence to count.
     keyword_followed_by: Option<Follower>,
     reach: Reach,
+    /// How the `secret` group is read off a match without a capture engine.
+    split: Option<SecretSplit>,
+}
+
+/// Where a rule's `secret` group lies in a match already found, read with
+/// two small DFAs instead of a capture engine over the match (which costs
+/// several times the search). The regex is `before (?P<secret>…) after` at
+/// its top level, so every parse of the match is a prefix in `before`, the
+/// group, then a suffix in `after`. When the match has exactly one such
+/// prefix and exactly one such suffix, the group is what lies between, as
+/// the capture engine would report it; otherwise the capture engine decides.
+struct SecretSplit {
+    /// Anchored forward DFA reporting every match (`MatchKind::All`); `None`
+    /// when `before` is zero-width and the group starts where the match does.
+    before: Option<dense::DFA<Vec<u32>>>,
+    /// The same for `after`, reversed, run back from the match's end.
+    after: Option<dense::DFA<Vec<u32>>>,
+}
+
+impl SecretSplit {
+    /// `None` unless the group with index `g` is one of the regex's top-level
+    /// parts, and each side is zero-width or compiles to a small DFA.
+    fn of(hir: &Hir, g: usize) -> Option<SecretSplit> {
+        let parts = match hir.kind() {
+            HirKind::Concat(parts) => parts.as_slice(),
+            HirKind::Capture(_) => std::slice::from_ref(hir),
+            _ => return None,
+        };
+        let at = parts.iter().position(
+            |p| matches!(p.kind(), HirKind::Capture(c) if usize::try_from(c.index).ok() == Some(g)),
+        )?;
+        let side = |parts: &[Hir], reverse: bool| -> Option<Option<dense::DFA<Vec<u32>>>> {
+            let hir = Hir::concat(parts.to_vec());
+            if hir.properties().maximum_len() == Some(0) {
+                return Some(None);
+            }
+            let nfa = thompson::Compiler::new()
+                .configure(
+                    thompson::Config::new()
+                        .reverse(reverse)
+                        .which_captures(thompson::WhichCaptures::None),
+                )
+                .build_from_hir(&hir)
+                .ok()?;
+            dense::Builder::new()
+                .configure(
+                    dense::Config::new()
+                        .start_kind(regex_automata::dfa::StartKind::Anchored)
+                        .match_kind(regex_automata::MatchKind::All)
+                        // Quits on non-ASCII bytes near a `\b`: the capture engine decides there.
+                        .unicode_word_boundary(true)
+                        .dfa_size_limit(Some(1 << 20))
+                        .determinize_size_limit(Some(1 << 20)),
+                )
+                .build_from_nfa(&nfa)
+                .ok()
+                .map(Some)
+        };
+        Some(SecretSplit {
+            before: side(&parts[..at], false)?,
+            after: side(&parts[at + 1..], true)?,
+        })
+    }
+
+    /// The group's span inside `whole`, a match of the rule in `hay`, when
+    /// its bounds are the only ones possible.
+    fn find(&self, hay: &[u8], whole: Span) -> Option<Span> {
+        let input = Input::new(hay).span(whole).anchored(Anchored::Yes);
+        let start = match &self.before {
+            None => whole.start,
+            Some(dfa) => {
+                let shortest = dfa.try_search_fwd(&input.clone().earliest(true)).ok()??;
+                let longest = dfa.try_search_fwd(&input).ok()??;
+                (shortest == longest).then_some(shortest.offset())?
+            }
+        };
+        let end = match &self.after {
+            None => whole.end,
+            Some(dfa) => {
+                let shortest = dfa.try_search_rev(&input.clone().earliest(true)).ok()??;
+                let longest = dfa.try_search_rev(&input).ok()??;
+                (shortest == longest).then_some(shortest.offset())?
+            }
+        };
+        (start <= end).then_some(Span { start, end })
+    }
 }
 
 /// Where a rule's matches can lie, read from its regex: searching only there
@@ -426,6 +515,7 @@ impl RuleSet {
                 let secret = regex
                     .group_info()
                     .to_index(regex_automata::PatternID::ZERO, "secret");
+                let split = secret.and_then(|g| SecretSplit::of(&hir, g));
                 let entropy = match field(item, "entropy") {
                     None => None,
                     Some(Value::Number(x)) => Some(*x),
@@ -488,6 +578,7 @@ impl RuleSet {
                     min_digits,
                     keyword_followed_by,
                     reach,
+                    split,
                 });
             }
         }
@@ -1254,11 +1345,11 @@ fn search_rule(
 /// Every match of `rule` in `input`, leftmost-first and non-overlapping, as
 /// its `secret` group (or the whole match when the group did not take part).
 fn search_all(rule: &Rule, input: Input<'_>, found: &mut impl FnMut(Match)) {
-    // Capture groups take a second engine over each match: only for a `secret` group.
+    let hay = input.haystack();
     match rule.secret {
         Some(g) => {
-            for caps in rule.regex.captures_iter(input) {
-                if let Some(m) = secret_of(&caps, g) {
+            for m in rule.regex.find_iter(input.clone()) {
+                if let Some(m) = secret_in(rule, g, hay, m) {
                     found(m);
                 }
             }
@@ -1270,20 +1361,29 @@ fn search_all(rule: &Rule, input: Input<'_>, found: &mut impl FnMut(Match)) {
 /// The first match of `rule` in `input` (anchored or not), given to `found`
 /// as in `search_all`; returns where the whole match ends.
 fn search_once(rule: &Rule, input: &Input<'_>, found: &mut impl FnMut(Match)) -> Option<usize> {
+    let m = rule.regex.search(input)?;
     match rule.secret {
-        Some(g) => {
-            let mut caps = rule.regex.create_captures();
-            rule.regex.search_captures(input, &mut caps);
-            let end = caps.get_match()?.end();
-            found(secret_of(&caps, g)?);
-            Some(end)
-        }
-        None => {
-            let m = rule.regex.search(input)?;
-            found(m);
-            Some(m.end())
-        }
+        Some(g) => found(secret_in(rule, g, input.haystack(), m)?),
+        None => found(m),
     }
+    Some(m.end())
+}
+
+/// The `secret` group (index `g`) of `whole`, a match of `rule` in `hay`:
+/// from its split when that settles it, else from the capture engine run
+/// over the match alone, which finds the same match and parse.
+fn secret_in(rule: &Rule, g: usize, hay: &[u8], whole: Match) -> Option<Match> {
+    if let Some(span) = rule.split.as_ref().and_then(|s| s.find(hay, whole.span())) {
+        return Some(Match::new(whole.pattern(), span));
+    }
+    secret_by_captures(rule, g, hay, whole)
+}
+
+fn secret_by_captures(rule: &Rule, g: usize, hay: &[u8], whole: Match) -> Option<Match> {
+    let mut caps = rule.regex.create_captures();
+    let input = Input::new(hay).span(whole.span()).anchored(Anchored::Yes);
+    rule.regex.search_captures(&input, &mut caps);
+    secret_of(&caps, g)
 }
 
 fn secret_of(caps: &regex_automata::util::captures::Captures, g: usize) -> Option<Match> {
@@ -1897,6 +1997,123 @@ mod tests {
                 s.push_str(pieces[(x % pieces.len() as u64) as usize]);
             }
             assert_reach_finds_all(&r, &s);
+        }
+    }
+
+    /// Every `secret` group the redactor reports, read off its matches by
+    /// `SecretSplit` or by the capture engine, is the one the `regex`
+    /// crate's `captures_iter` reports over the whole string. Run on the
+    /// shipped rules, and on custom rules whose sides have several possible
+    /// bounds, can be empty, or hold a Unicode `\b` next to non-ASCII text.
+    #[test]
+    fn secret_groups_read_off_matches_are_the_capture_engines() {
+        let shipped = std::fs::read("python/agent_bom/data/redaction-rules.json").unwrap();
+        let custom = br#"{"rules":[
+          {"id":"spaces","keywords":["k"],"regex":"k\\s*(?P<secret>\\s*[a-z]+\\s*)\\s*;"},
+          {"id":"optional-sides","keywords":["k"],"regex":"(?:k=)?(?P<secret>[a-z0-9]+)(?:;|$)?"},
+          {"id":"words","keywords":["k"],"regex":"\\bk=(?P<secret>\\w+)\\b"},
+          {"id":"whole","keywords":["k"],"regex":"(?P<secret>k[0-9]+)"},
+          {"id":"inside","keywords":["k"],"regex":"k(?:=(?P<secret>[a-z]+))?"}]}"#;
+        let pieces = [
+            "k",
+            "=",
+            " ",
+            ";",
+            "é",
+            "ſ",
+            "abc",
+            "0",
+            "7",
+            "@",
+            "://",
+            "u:",
+            "p@ss",
+            "@h.io",
+            ".",
+            "-",
+            "/",
+            "\"",
+            "\\",
+            ":",
+            "Bearer ",
+            "basic ",
+            "dXNlcjpwYXNzd29yZDEy",
+            "password=",
+            "token: ",
+            "aws_secret_access_key=",
+            "AccountKey=",
+            "?sig=",
+            "dev@corp.example.com",
+            "https://u:p4ss@h.example.com/x",
+            "x\u{e9}@y.com",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+            "\"private_key_id\": \"",
+            "0123456789abcdef0123456789abcdef01234567",
+            "k abc  ;",
+            "k=ab;",
+            " ;",
+        ];
+        let (mut by_split, mut by_captures) = (0, 0);
+        for file in [&shipped[..], &custom[..]] {
+            let set = RuleSet::from_json(&[file]).unwrap();
+            let doc = json::parse(file, 16).unwrap();
+            let Some(Value::Array(items)) = field(&doc, "rules") else {
+                panic!("no rules")
+            };
+            let references: Vec<Regex> = items
+                .iter()
+                .map(|i| Regex::new(field(i, "regex").and_then(Value::as_str).unwrap()).unwrap())
+                .collect();
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            for round in 0..4000 {
+                let mut s = String::new();
+                for _ in 0..(round % 12) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    s.push_str(pieces[(x % pieces.len() as u64) as usize]);
+                }
+                for (rule, reference) in set.rules.iter().zip(&references) {
+                    if rule.secret.is_none() {
+                        continue;
+                    }
+                    let expect: Vec<_> = reference
+                        .captures_iter(&s)
+                        .map(|c| c.name("secret").unwrap_or(c.get(0).unwrap()).range())
+                        .collect();
+                    let mut got = Vec::new();
+                    search_all(rule, Input::new(&s), &mut |m| got.push(m.range()));
+                    assert_eq!(got, expect, "{} in {s:?}", rule.id);
+                    for m in rule.regex.find_iter(&s) {
+                        match rule
+                            .split
+                            .as_ref()
+                            .and_then(|sp| sp.find(s.as_bytes(), m.span()))
+                        {
+                            Some(_) => by_split += 1,
+                            None => by_captures += 1,
+                        }
+                    }
+                }
+            }
+        }
+        // Both ways were taken, the split more often.
+        assert!(
+            by_captures >= 20 && by_split > 2 * by_captures,
+            "{by_split} / {by_captures}"
+        );
+        // These read their group without a capture engine (the generic
+        // assignment's `before` side is past the DFA size limit).
+        let set = RuleSet::from_json(&[&shipped]).unwrap();
+        for id in [
+            "email",
+            "url-credentials",
+            "bearer-token",
+            "basic-auth",
+            "azure-sas-signature",
+        ] {
+            let rule = set.rules.iter().find(|r| r.id == id).unwrap();
+            assert!(rule.split.is_some(), "{id}");
         }
     }
 
