@@ -691,45 +691,59 @@ fn is_marker(s: &str) -> bool {
 /// kind, log2(n) - Σ c_i·log2(c_i) / n, where characters seen once add nothing
 /// (secrets are mostly such, so few logarithms are taken).
 fn shannon_entropy(s: &str) -> f64 {
-    let n = s.chars().count().max(1) as f64;
     // c·log2(c) for small counts, computed once (the same values, so the same sums).
     static C_LOG2_C: std::sync::LazyLock<[f64; 256]> =
         std::sync::LazyLock::new(|| std::array::from_fn(|c| (c as f64) * (c as f64).log2()));
-    let sum = |counts: &mut dyn Iterator<Item = u32>| -> f64 {
-        counts
-            .filter(|&c| c > 1)
-            .map(|c| match C_LOG2_C.get(c as usize) {
-                Some(&x) => x,
-                None => f64::from(c) * f64::from(c).log2(),
-            })
-            .sum()
+    let table = &*C_LOG2_C;
+    let term = |c: u32| match table.get(c as usize) {
+        Some(&x) => x,
+        None => f64::from(c) * f64::from(c).log2(),
     };
-    // Counts are added in ascending character order, so the sum is the same in every run.
-    let repeated = if s.is_ascii() {
+    // Only characters seen twice or more add a term, in ascending character
+    // order, so the sum is the same in every run.
+    if s.is_ascii() && s.len() <= usize::from(u8::MAX) {
+        // Byte counts, read eight at a time: most words are all zero or one.
+        let mut counts = [0u8; 128];
+        for c in s.bytes() {
+            counts[usize::from(c & 0x7f)] += 1;
+        }
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let mut repeated = 0.0;
+        for (w, word) in counts.chunks_exact(8).enumerate() {
+            let twice =
+                u64::from_le_bytes(word.try_into().unwrap_or_default()) & !0x0101_0101_0101_0101;
+            // The high bit of each byte whose count is 2 or more.
+            let mut high = (((twice & LOW7) + LOW7) | twice) & !LOW7;
+            while high != 0 {
+                let at = w * 8 + high.trailing_zeros() as usize / 8;
+                repeated += term(u32::from(counts[at]));
+                high &= high - 1;
+            }
+        }
+        return (s.len().max(1) as f64).log2() - repeated / s.len().max(1) as f64;
+    }
+    if s.is_ascii() {
         let mut counts = [0u32; 128];
         for c in s.bytes() {
             counts[usize::from(c & 0x7f)] += 1;
         }
-        // Only the characters seen twice or more, without a pass over all 128 counts.
-        let mut repeated_chars = 0u128;
-        for c in s.bytes() {
-            let k = usize::from(c & 0x7f);
-            repeated_chars |= u128::from(counts[k] > 1) << k;
-        }
-        sum(&mut std::iter::from_fn(|| {
-            (repeated_chars != 0).then(|| {
-                let k = repeated_chars.trailing_zeros() as usize;
-                repeated_chars &= repeated_chars - 1;
-                counts[k]
-            })
-        }))
-    } else {
-        let mut counts: std::collections::BTreeMap<char, u32> = std::collections::BTreeMap::new();
-        for c in s.chars() {
-            *counts.entry(c).or_insert(0) += 1;
-        }
-        sum(&mut counts.into_values())
-    };
+        let repeated = counts
+            .into_iter()
+            .filter(|&c| c > 1)
+            .map(term)
+            .fold(0.0, |sum, t| sum + t);
+        return (s.len() as f64).log2() - repeated / s.len() as f64;
+    }
+    let n = s.chars().count().max(1) as f64;
+    let mut counts: std::collections::BTreeMap<char, u32> = std::collections::BTreeMap::new();
+    for c in s.chars() {
+        *counts.entry(c).or_insert(0) += 1;
+    }
+    let repeated: f64 = counts
+        .into_values()
+        .filter(|&c| c > 1)
+        .map(term)
+        .fold(0.0, |sum, t| sum + t);
     n.log2() - repeated / n
 }
 
@@ -2289,6 +2303,36 @@ mod tests {
                     char::from(b"aab0~zZ9\x7f\x00 QQQq"[(x % 15) as usize])
                 })
                 .collect();
+            assert_eq!(
+                shannon_entropy(&s).to_bits(),
+                ordered(&s).to_bits(),
+                "{s:?}"
+            );
+        }
+        // Every ASCII character, and counts past the table.
+        for len in [1, 2, 17, 55, 128, 300, 700] {
+            let s: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from((x % 128) as u8)
+                })
+                .collect();
+            assert_eq!(
+                shannon_entropy(&s).to_bits(),
+                ordered(&s).to_bits(),
+                "{s:?}"
+            );
+        }
+        // Counts of 128 and more (the byte's high bit), and the longest byte-counted string.
+        for s in [
+            "a".repeat(200) + "bc",
+            "a".repeat(128) + "b",
+            "a".repeat(129),
+            "\0".repeat(255),
+            "~".repeat(254) + "}",
+        ] {
             assert_eq!(
                 shannon_entropy(&s).to_bits(),
                 ordered(&s).to_bits(),
