@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use hmac::{KeyInit, Mac};
 use regex::Regex;
@@ -55,8 +56,65 @@ struct Rule {
     /// What must follow a keyword for the occurrence to count.
     keyword_followed_by: Option<Follower>,
     reach: Reach,
+    /// The parsed pattern, for the automata below.
+    hir: Hir,
     /// How the `secret` group is read off a match without a capture engine.
-    split: Option<SecretSplit>,
+    /// Built on first use (as is `at_keyword`): rules that never fire cost
+    /// no start-up time.
+    split: OnceLock<Option<SecretSplit>>,
+    /// For `Reach::AtKeyword`, the regex as a fully compiled DFA anchored at
+    /// the keyword: no cache to fetch per search, which matters at a few
+    /// dozen bytes a search. `None` past the size limit.
+    at_keyword: OnceLock<Option<dense::DFA<Vec<u32>>>>,
+}
+
+impl Rule {
+    fn split(&self) -> Option<&SecretSplit> {
+        self.split
+            .get_or_init(|| self.secret.and_then(|g| SecretSplit::of(&self.hir, g)))
+            .as_ref()
+    }
+
+    fn at_keyword(&self) -> Option<&dense::DFA<Vec<u32>>> {
+        self.at_keyword
+            .get_or_init(|| {
+                (self.reach == Reach::AtKeyword
+                    // An empty match would need the regex's UTF-8 handling.
+                    && self.hir.properties().minimum_len().is_some_and(|n| n > 0))
+                .then(|| anchored_dfa(&self.hir, false, regex_automata::MatchKind::LeftmostFirst))
+                .flatten()
+            })
+            .as_ref()
+    }
+}
+
+/// `hir` as a fully compiled DFA (leftmost-first) for anchored searches, if
+/// it stays under the size limit. A Unicode `\b` makes it quit on non-ASCII
+/// bytes, where the caller falls back to the regex.
+fn anchored_dfa(
+    hir: &Hir,
+    reverse: bool,
+    kind: regex_automata::MatchKind,
+) -> Option<dense::DFA<Vec<u32>>> {
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .reverse(reverse)
+                .which_captures(thompson::WhichCaptures::None),
+        )
+        .build_from_hir(hir)
+        .ok()?;
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .start_kind(regex_automata::dfa::StartKind::Anchored)
+                .match_kind(kind)
+                .unicode_word_boundary(true)
+                .dfa_size_limit(Some(1 << 20))
+                .determinize_size_limit(Some(1 << 20)),
+        )
+        .build_from_nfa(&nfa)
+        .ok()
 }
 
 /// Where a rule's `secret` group lies in a match already found, read with
@@ -91,27 +149,7 @@ impl SecretSplit {
             if hir.properties().maximum_len() == Some(0) {
                 return Some(None);
             }
-            let nfa = thompson::Compiler::new()
-                .configure(
-                    thompson::Config::new()
-                        .reverse(reverse)
-                        .which_captures(thompson::WhichCaptures::None),
-                )
-                .build_from_hir(&hir)
-                .ok()?;
-            dense::Builder::new()
-                .configure(
-                    dense::Config::new()
-                        .start_kind(regex_automata::dfa::StartKind::Anchored)
-                        .match_kind(regex_automata::MatchKind::All)
-                        // Quits on non-ASCII bytes near a `\b`: the capture engine decides there.
-                        .unicode_word_boundary(true)
-                        .dfa_size_limit(Some(1 << 20))
-                        .determinize_size_limit(Some(1 << 20)),
-                )
-                .build_from_nfa(&nfa)
-                .ok()
-                .map(Some)
+            anchored_dfa(&hir, reverse, regex_automata::MatchKind::All).map(Some)
         };
         Some(SecretSplit {
             before: side(&parts[..at], false)?,
@@ -515,7 +553,6 @@ impl RuleSet {
                 let secret = regex
                     .group_info()
                     .to_index(regex_automata::PatternID::ZERO, "secret");
-                let split = secret.and_then(|g| SecretSplit::of(&hir, g));
                 let entropy = match field(item, "entropy") {
                     None => None,
                     Some(Value::Number(x)) => Some(*x),
@@ -578,7 +615,9 @@ impl RuleSet {
                     min_digits,
                     keyword_followed_by,
                     reach,
-                    split,
+                    hir,
+                    split: OnceLock::new(),
+                    at_keyword: OnceLock::new(),
                 });
             }
         }
@@ -1440,7 +1479,14 @@ fn search_all(rule: &Rule, input: Input<'_>, found: &mut impl FnMut(Match)) {
 /// The first match of `rule` in `input` (anchored or not), given to `found`
 /// as in `search_all`; returns where the whole match ends.
 fn search_once(rule: &Rule, input: &Input<'_>, found: &mut impl FnMut(Match)) -> Option<usize> {
-    let m = rule.regex.search(input)?;
+    let by_dfa = match rule.at_keyword() {
+        Some(dfa) if input.get_anchored().is_anchored() => dfa.try_search_fwd(input).ok(),
+        _ => None,
+    };
+    let m = match by_dfa {
+        Some(end) => Match::must(0, input.start()..end?.offset()),
+        None => rule.regex.search(input)?,
+    };
     match rule.secret {
         Some(g) => found(secret_in(rule, g, input.haystack(), m)?),
         None => found(m),
@@ -1452,7 +1498,7 @@ fn search_once(rule: &Rule, input: &Input<'_>, found: &mut impl FnMut(Match)) ->
 /// from its split when that settles it, else from the capture engine run
 /// over the match alone, which finds the same match and parse.
 fn secret_in(rule: &Rule, g: usize, hay: &[u8], whole: Match) -> Option<Match> {
-    if let Some(span) = rule.split.as_ref().and_then(|s| s.find(hay, whole.span())) {
+    if let Some(span) = rule.split().and_then(|s| s.find(hay, whole.span())) {
         return Some(Match::new(whole.pattern(), span));
     }
     secret_by_captures(rule, g, hay, whole)
@@ -1967,6 +2013,11 @@ mod tests {
             "basic-auth",
         ] {
             assert_eq!(reach(id), Reach::AtKeyword, "{id}");
+            let rule = r.set.rules.iter().find(|x| x.id == id).unwrap();
+            assert!(
+                rule.at_keyword().is_some(),
+                "{id} searches with a dense DFA"
+            );
         }
         // A keyword inside the match ("://", "@", "t3blbkfj"), or a prefix no keyword starts.
         for id in [
@@ -2164,11 +2215,7 @@ mod tests {
                     search_all(rule, Input::new(&s), &mut |m| got.push(m.range()));
                     assert_eq!(got, expect, "{} in {s:?}", rule.id);
                     for m in rule.regex.find_iter(&s) {
-                        match rule
-                            .split
-                            .as_ref()
-                            .and_then(|sp| sp.find(s.as_bytes(), m.span()))
-                        {
+                        match rule.split().and_then(|sp| sp.find(s.as_bytes(), m.span())) {
                             Some(_) => by_split += 1,
                             None => by_captures += 1,
                         }
@@ -2192,7 +2239,7 @@ mod tests {
             "azure-sas-signature",
         ] {
             let rule = set.rules.iter().find(|r| r.id == id).unwrap();
-            assert!(rule.split.is_some(), "{id}");
+            assert!(rule.split().is_some(), "{id}");
         }
     }
 
