@@ -121,6 +121,24 @@ pub(crate) fn escape_mask(w: u64) -> u64 {
     ctl | q | bs
 }
 
+/// Bit i set for each of the 16 bytes of `block` that is a control
+/// character, '"' or '\\' (SSE2, which every x86-64 CPU has).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn escape_mask16(block: &[u8]) -> u32 {
+    use std::arch::x86_64::*;
+    debug_assert!(block.len() >= 16);
+    // SAFETY: SSE2 is part of x86-64; the load reads 16 bytes of `block`, which has them.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned c < 0x20: min(c, 0x1f) == c.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    }
+}
+
 #[inline(always)]
 fn escape_byte(out: &mut Vec<u8>, c: u8) {
     match c {
@@ -162,7 +180,22 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let mut run = 0; // start of bytes not yet copied
     let mut i = 0;
     while i < b.len() {
-        // The next byte to escape: a word at a time, then byte by byte on the tail.
+        // The next byte to escape: 16 bytes at a time, then a word at a time,
+        // then byte by byte on the tail.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(block) = b.get(i..i + 16) {
+            let mask = escape_mask16(block);
+            if mask == 0 {
+                i += 16;
+                continue;
+            }
+            let special = i + mask.trailing_zeros() as usize;
+            out.extend_from_slice(&b[run..special]);
+            escape_byte(out, b[special]);
+            i = special + 1;
+            run = i;
+            continue;
+        }
         let special = match b.get(i..i + 8) {
             Some(word) => {
                 let mask = escape_mask(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
@@ -228,9 +261,11 @@ mod tests {
 
     #[test]
     fn write_string_escapes_at_every_position_in_words_and_tail() {
-        for len in 0..20 {
+        for len in 0..50 {
             for at in 0..len {
-                for special in ['"', '\\', '\n', '\u{1f}', 'é'] {
+                for special in [
+                    '"', '\\', '\n', '\u{1f}', '\0', 'é', ' ', '\u{7f}', '!', '[', ']',
+                ] {
                     let s: String = (0..len)
                         .map(|i| {
                             if i == at || i + 1 == len {
@@ -246,7 +281,9 @@ mod tests {
                             '"' => expect.push_str("\\\""),
                             '\\' => expect.push_str("\\\\"),
                             '\n' => expect.push_str("\\n"),
-                            '\u{1f}' => expect.push_str("\\u001f"),
+                            c if u32::from(c) < 0x20 => {
+                                expect.push_str(&format!("\\u{:04x}", u32::from(c)))
+                            }
                             c => expect.push(c),
                         }
                     }
