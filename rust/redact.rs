@@ -858,6 +858,7 @@ fn ssn_ok(s: &str) -> bool {
 }
 
 /// What `candidate_rules` found for a string.
+#[derive(Default)]
 struct Candidates {
     /// Rule indexes, sorted.
     rules: Vec<usize>,
@@ -963,6 +964,13 @@ fn next_digit(b: &[u8], from: usize) -> Option<usize> {
 /// Whether the digit at `first` has two capitals before it and a digit
 /// after it, ignoring spaces: how an IBAN starts.
 fn iban_starts_at(b: &[u8], first: usize) -> bool {
+    // Most digits follow neither a capital nor a space.
+    if !b[..first]
+        .last()
+        .is_some_and(|&c| c == b' ' || c.is_ascii_uppercase())
+    {
+        return false;
+    }
     let mut before = b[..first].iter().rev().filter(|&&c| c != b' ');
     let mut after = b[first + 1..].iter().filter(|&&c| c != b' ');
     after.next().is_some_and(u8::is_ascii_digit)
@@ -1310,9 +1318,23 @@ impl Redactor {
 
     /// The rules worth trying on `s`: those with a keyword inside it, and
     /// keyword-less rules whose necessary digit shape `s` has.
+    #[cfg(test)]
     fn candidate_rules(&self, s: &str, line: Option<&Line<'_>>) -> Candidates {
-        let mut cands = Vec::new();
-        let mut starts = Vec::new();
+        let mut found = Candidates::default();
+        self.find_candidates(s, line, &mut found);
+        found
+    }
+
+    /// `candidate_rules` into `found`'s buffers (reused from string to string).
+    fn find_candidates(&self, s: &str, line: Option<&Line<'_>>, found: &mut Candidates) {
+        let Candidates {
+            rules: cands,
+            starts,
+            shape,
+        } = found;
+        cands.clear();
+        starts.clear();
+        *shape = None;
         // The occurrence is `s[start..end]`.
         let mut add = |pattern: usize, start: usize, end: usize, cands: &mut Vec<usize>| {
             for &r in &self.set.pattern_rules[pattern] {
@@ -1340,19 +1362,18 @@ impl Redactor {
                         break;
                     }
                     if end <= b {
-                        add(pattern, start - a, end - a, &mut cands);
+                        add(pattern, start - a, end - a, cands);
                     }
                 }
                 digits = Some(keywords::count_in(&l.digits, a, b));
             }
             None => {
                 for (start, end, pattern) in self.keyword_hits(s.as_bytes()) {
-                    add(pattern, start, end, &mut cands);
+                    add(pattern, start, end, cands);
                 }
             }
         }
         // The finer shape is only worth taking past the minimum count of digits.
-        let mut shape = None;
         if !self.set.digit_rules.is_empty()
             && s.len() >= self.set.min_digits
             && digits.unwrap_or_else(|| count_digits(s.as_bytes())) >= self.set.min_digits
@@ -1367,17 +1388,12 @@ impl Redactor {
                     .iter()
                     .filter(|&&r| digits.admits(&self.set.rules[r])),
             );
-            shape = Some(digits);
+            *shape = Some(digits);
         }
         cands.sort_unstable();
         cands.dedup();
         starts.sort_unstable();
         starts.dedup();
-        Candidates {
-            rules: cands,
-            starts,
-            shape,
-        }
     }
 
     fn redact_str(
@@ -1389,16 +1405,31 @@ impl Redactor {
         if s.len() < 4 || is_marker(s) {
             return None;
         }
+        STR_SCRATCH
+            .with_borrow_mut(|(found, taken)| self.redact_str_in(s, line, counts, found, taken))
+    }
+
+    /// `redact_str` with its working buffers, reused from string to string.
+    fn redact_str_in(
+        &self,
+        s: &str,
+        line: Option<&Line<'_>>,
+        counts: &mut RuleCounts,
+        found: &mut Candidates,
+        taken: &mut Taken,
+    ) -> Option<(String, u64)> {
+        self.find_candidates(s, line, found);
         let Candidates {
             rules: cands,
             starts,
-            mut shape,
-        } = self.candidate_rules(s, line);
+            shape,
+        } = found;
         if cands.is_empty() {
             return None;
         }
+        let mut shape = shape.take();
         // Existing (exact) markers are off limits, which keeps redaction idempotent.
-        let mut taken: Vec<(usize, usize, Option<usize>)> = Vec::new();
+        taken.clear();
         let mut from = 0;
         while let Some(i) = memchr::memchr(b'[', &s.as_bytes()[from..]) {
             let start = from + i;
@@ -1415,19 +1446,19 @@ impl Redactor {
         };
         // The digit shape of the text outside what earlier rules took.
         let mut free: Option<DigitShape> = None;
-        for r in cands {
+        for &r in cands.iter() {
             let rule = &self.set.rules[r];
             // A match overlapping a taken span is turned down, so a digit rule
             // needs its digits beside them: a token holding a run of digits
             // (a Slack token, say) leaves the card and SSN rules nothing to try.
             if rule.min_digits > 0 && taken.iter().any(|t| t.2.is_some()) && skip_beside_taken() {
-                let free = free.get_or_insert_with(|| DigitShape::outside(s, &taken));
+                let free = free.get_or_insert_with(|| DigitShape::outside(s, taken));
                 if !free.could_hold(rule) {
                     continue;
                 }
             }
             let mut consider = |m: Match| {
-                if m.is_empty() || overlaps(&taken, m.start(), m.end()) {
+                if m.is_empty() || overlaps(taken, m.start(), m.end()) {
                     return;
                 }
                 let text = &s[m.range()];
@@ -1444,27 +1475,44 @@ impl Redactor {
                     taken.push((m.start(), m.end(), Some(r)));
                 }
             };
-            search_rule(r, rule, s, &starts, &mut shape, &mut consider);
+            search_rule(r, rule, s, starts, &mut shape, &mut consider);
         }
-        let mut spans: Vec<(usize, usize, usize)> = taken
-            .into_iter()
-            .filter_map(|(a, b, r)| r.map(|r| (a, b, r)))
-            .collect();
-        if spans.is_empty() {
+        // What the rules took, without the markers that were there before.
+        taken.retain(|t| t.2.is_some());
+        if taken.is_empty() {
             return None;
         }
-        spans.sort_unstable();
-        let mut out = String::with_capacity(s.len() + 16 * spans.len());
+        taken.sort_unstable();
+        let mut out = String::with_capacity(s.len() + 16 * taken.len());
         let mut at = 0;
-        for &(a, b, r) in &spans {
+        for &(a, b, r) in taken.iter() {
+            let Some(r) = r else { continue };
             out.push_str(&s[at..a]);
             self.push_marker(&mut out, &self.set.rules[r].id, &s.as_bytes()[a..b]);
             counts[r] += 1;
             at = b;
         }
         out.push_str(&s[at..]);
-        Some((out, spans.len() as u64))
+        Some((out, taken.len() as u64))
     }
+}
+
+/// Spans of a string taken by markers already there (`None`) or by rules.
+type Taken = Vec<(usize, usize, Option<usize>)>;
+
+thread_local! {
+    /// Each thread's buffers for `redact_str`.
+    static STR_SCRATCH: std::cell::RefCell<(Candidates, Taken)> =
+        const {
+            std::cell::RefCell::new((
+                Candidates {
+                    rules: Vec::new(),
+                    starts: Vec::new(),
+                    shape: None,
+                },
+                Vec::new(),
+            ))
+        };
 }
 
 #[cfg(test)]
