@@ -988,12 +988,9 @@ impl DigitShape {
         let end = at + b.len();
         let (mut digits, mut best, mut run, mut iban_start) = (0, 0, 0, false);
         let (mut first, mut last) = (usize::MAX, usize::MAX);
-        for (w, &word) in words
-            .iter()
-            .enumerate()
-            .take(end.div_ceil(64))
-            .skip(at / 64)
-        {
+        let first_word = at / 64;
+        for (i, &word) in words[first_word..end.div_ceil(64)].iter().enumerate() {
+            let w = first_word + i;
             let mut bits = word;
             if w * 64 < at {
                 bits &= u64::MAX << (at - w * 64);
