@@ -125,10 +125,9 @@ pub(crate) fn escape_mask(w: u64) -> u64 {
 /// character, '"' or '\\' (SSE2, which every x86-64 CPU has).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn escape_mask16(block: &[u8]) -> u32 {
+fn escape_mask16(block: &[u8; 16]) -> u32 {
     use std::arch::x86_64::*;
-    debug_assert!(block.len() >= 16);
-    // SAFETY: SSE2 is part of x86-64; the load reads 16 bytes of `block`, which has them.
+    // SAFETY: SSE2 is part of x86-64; the load reads the 16 bytes of `block`.
     unsafe {
         let v = _mm_loadu_si128(block.as_ptr().cast());
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
@@ -183,7 +182,7 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
         // The next byte to escape: 16 bytes at a time, then a word at a time,
         // then byte by byte on the tail.
         #[cfg(target_arch = "x86_64")]
-        if let Some(block) = b.get(i..i + 16) {
+        if let Some(block) = b.get(i..i + 16).and_then(|x| <&[u8; 16]>::try_from(x).ok()) {
             let mask = escape_mask16(block);
             if mask == 0 {
                 i += 16;
