@@ -738,6 +738,12 @@ fn shannon_entropy(s: &str) -> f64 {
         Some(&x) => x,
         None => f64::from(c) * f64::from(c).log2(),
     };
+    let sum_repeated = |counts: &mut dyn Iterator<Item = u32>| {
+        counts
+            .filter(|&c| c > 1)
+            .map(term)
+            .fold(0.0, |sum, t| sum + t)
+    };
     // Only characters seen twice or more add a term, in ascending character
     // order, so the sum is the same in every run.
     if s.is_ascii() && s.len() <= usize::from(u8::MAX) {
@@ -766,24 +772,14 @@ fn shannon_entropy(s: &str) -> f64 {
         for c in s.bytes() {
             counts[usize::from(c & 0x7f)] += 1;
         }
-        let repeated = counts
-            .into_iter()
-            .filter(|&c| c > 1)
-            .map(term)
-            .fold(0.0, |sum, t| sum + t);
-        return (s.len() as f64).log2() - repeated / s.len() as f64;
+        return (s.len() as f64).log2() - sum_repeated(&mut counts.into_iter()) / s.len() as f64;
     }
     let n = s.chars().count().max(1) as f64;
     let mut counts: std::collections::BTreeMap<char, u32> = std::collections::BTreeMap::new();
     for c in s.chars() {
         *counts.entry(c).or_insert(0) += 1;
     }
-    let repeated: f64 = counts
-        .into_values()
-        .filter(|&c| c > 1)
-        .map(term)
-        .fold(0.0, |sum, t| sum + t);
-    n.log2() - repeated / n
+    n.log2() - sum_repeated(&mut counts.into_values()) / n
 }
 
 fn luhn_ok(s: &str) -> bool {
@@ -1121,24 +1117,24 @@ impl DigitShape {
     /// which gates the rule on the whole string.
     fn could_hold(&self, rule: &Rule) -> bool {
         (rule.secret.is_some() || !matches!(rule.reach, Reach::NearDigits(_)) || self.digits > 0)
-            && match rule.checksum {
-                Some(Checksum::Luhn) => self.run >= 13,
-                Some(Checksum::Ssn) => self.run >= 9,
-                Some(Checksum::Iban) => self.iban_start,
-                None => true,
-            }
+            && self.fits_checksum(rule)
+    }
+
+    /// What `rule`'s checksum requires of the text it checks, if any: a card
+    /// number's or SSN's digits in one stretch, an IBAN's start.
+    fn fits_checksum(&self, rule: &Rule) -> bool {
+        match rule.checksum {
+            Some(Checksum::Luhn) => self.run >= 13,
+            Some(Checksum::Ssn) => self.run >= 9,
+            Some(Checksum::Iban) => self.iban_start,
+            None => true,
+        }
     }
 
     /// Whether a keyword-less rule can possibly match: its digit count, plus
     /// what its checksum requires of the secret (necessary conditions only).
     fn admits(&self, rule: &Rule) -> bool {
-        self.digits >= rule.min_digits
-            && match rule.checksum {
-                Some(Checksum::Luhn) => self.run >= 13,
-                Some(Checksum::Ssn) => self.run >= 9,
-                Some(Checksum::Iban) => self.iban_start,
-                None => true,
-            }
+        self.digits >= rule.min_digits && self.fits_checksum(rule)
     }
 }
 
