@@ -391,7 +391,7 @@ fn run_step(
     step: Step,
     cfg: &StreamConfig,
     redactor: Option<&dyn Redactor>,
-    scratch: &mut crate::cloudevent::Scratch,
+    scratch: &mut crate::pipeline::Scratches,
 ) -> Done {
     match step {
         Step::Events(b) => Done::Events(process_batch_for_capture(&b, cfg, redactor, scratch)),
@@ -438,7 +438,7 @@ fn consume<W: Write>(
     let mut steps: Vec<Step> = Vec::new();
     let mut taken: Vec<Entry> = Vec::with_capacity(TAKE_ITEMS);
     if cfg.stream.threads <= 1 {
-        let mut scratch = crate::cloudevent::Scratch::default();
+        let mut scratch = crate::pipeline::Scratches::default();
         while take(q, &mut taken, &mut record_no, &mut batch_index, &mut steps) {
             for step in steps.drain(..) {
                 let done = run_step(step, &cfg.stream, redactor, &mut scratch);
@@ -470,7 +470,7 @@ fn consume<W: Write>(
         for _ in 0..threads {
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
             scope.spawn(move || {
-                let mut scratch = crate::cloudevent::Scratch::default();
+                let mut scratch = crate::pipeline::Scratches::default();
                 for (n, step) in rx {
                     let done = run_step(step, &cfg.stream, redactor, &mut scratch);
                     if tx.send((n, done)).is_err() {

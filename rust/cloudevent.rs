@@ -8,10 +8,8 @@
 
 use std::borrow::Cow;
 
-use sha1::Digest as _;
-
 use crate::canon::{write_plain_string, write_string, write_value};
-use crate::digest::{push_hex, Digest, HashAlg, HEX};
+use crate::digest::{push_hex, sha1_pair, sha1_parts, sha256_pair, Digest, HashAlg, HEX};
 use crate::json::{cmp_utf16, Value};
 use crate::time::normalize_rfc3339_cow;
 
@@ -170,7 +168,7 @@ pub struct Mapped {
 }
 
 /// A mapped event written into a shared buffer: absolute offsets into it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct MappedAt {
     pub start: usize,
     pub end: usize,
@@ -245,22 +243,27 @@ pub fn is_valid_tenant(t: &str) -> bool {
 
 /// RFC 4122 version 5 UUID (SHA-1, name-based), lowercase hyphenated.
 pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
-    let mut h = sha1::Sha1::new();
-    h.update(namespace);
-    h.update(name);
-    let d = h.finalize();
+    let text = uuid5_text(&sha1_parts(&[namespace, name]));
+    // Only ASCII hex digits and hyphens.
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// The version 5 UUID text of a SHA-1 digest of namespace ‖ name.
+fn uuid5_text(sha1: &[u8; 20]) -> [u8; 36] {
     let mut u = [0u8; 16];
-    u.copy_from_slice(&d[..16]);
+    u.copy_from_slice(&sha1[..16]);
     u[6] = (u[6] & 0x0f) | 0x50;
     u[8] = (u[8] & 0x3f) | 0x80;
-    let hex = |n: u8| char::from(HEX[usize::from(n)]);
-    let mut out = String::with_capacity(36);
+    let mut out = [0u8; 36];
+    let mut at = 0;
     for (i, b) in u.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            out[at] = b'-';
+            at += 1;
         }
-        out.push(hex(b >> 4));
-        out.push(hex(b & 0xf));
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 0xf)];
+        at += 2;
     }
     out
 }
@@ -408,6 +411,88 @@ pub fn map_event_into(
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> Result<MappedAt, MapError> {
+    let u = map_event_unhashed(native, redactions, opts, scratch, out)?;
+    Ok(u.hash(opts.alg, scratch, out))
+}
+
+/// A mapped event whose hashes are still to compute: a derived event id (a
+/// placeholder in the output until then) and the content hash. Mapping and
+/// hashing are apart so that a batch can hash two events at once (`hash_pair`).
+pub struct Unhashed {
+    at: MappedAt,
+    /// Where the two copies of a derived id sit in the output (36 bytes each).
+    derived_id: Option<[usize; 2]>,
+    /// The trace context, which the content hash leaves out.
+    trace: (usize, usize),
+}
+
+impl Unhashed {
+    /// The name a derived id is the UUID of: the native event's JCS, which
+    /// `scratch` holds until it maps another event.
+    fn id_name<'s>(&self, scratch: &'s Scratch) -> [&'s [u8]; 2] {
+        [&EVENT_ID_NAMESPACE, &scratch.vals]
+    }
+
+    fn set_id(&self, out: &mut [u8], sha1: &[u8; 20]) {
+        let text = uuid5_text(sha1);
+        for at in self.derived_id.into_iter().flatten() {
+            out[at..at + text.len()].copy_from_slice(&text);
+        }
+    }
+
+    fn content<'o>(&self, out: &'o [u8]) -> [&'o [u8]; 2] {
+        [
+            &out[self.at.start..self.trace.0],
+            &out[self.trace.1..self.at.end],
+        ]
+    }
+
+    /// Computes the hashes; `scratch` is the one the event was mapped with.
+    pub fn hash(mut self, alg: HashAlg, scratch: &Scratch, out: &mut [u8]) -> MappedAt {
+        if self.derived_id.is_some() {
+            self.set_id(out, &sha1_parts(&self.id_name(scratch)));
+        }
+        self.at.contenthash = alg.hash_parts(&self.content(out));
+        self.at
+    }
+}
+
+/// `Unhashed::hash` for two events mapped into the same `out`, each with its
+/// own scratch: their SHA-1 and SHA-256 digests are computed together.
+pub fn hash_pair(
+    alg: HashAlg,
+    (mut a, sa): (Unhashed, &Scratch),
+    (mut b, sb): (Unhashed, &Scratch),
+    out: &mut [u8],
+) -> (MappedAt, MappedAt) {
+    match (a.derived_id.is_some(), b.derived_id.is_some()) {
+        (true, true) => {
+            let (da, db) = sha1_pair(&a.id_name(sa), &b.id_name(sb));
+            a.set_id(out, &da);
+            b.set_id(out, &db);
+        }
+        (true, false) => a.set_id(out, &sha1_parts(&a.id_name(sa))),
+        (false, true) => b.set_id(out, &sha1_parts(&b.id_name(sb))),
+        (false, false) => {}
+    }
+    (a.at.contenthash, b.at.contenthash) = match alg {
+        HashAlg::Sha256 => sha256_pair(&a.content(out), &b.content(out)),
+        _ => (
+            alg.hash_parts(&a.content(out)),
+            alg.hash_parts(&b.content(out)),
+        ),
+    };
+    (a.at, b.at)
+}
+
+/// Maps one native event, appending its canonical bytes to `out`; the caller hashes it.
+pub fn map_event_unhashed(
+    native: &Value<'_>,
+    redactions: u64,
+    opts: &MapOptions<'_>,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Result<Unhashed, MapError> {
     let Value::Object(members) = native else {
         return Err(err(
             "",
@@ -556,14 +641,17 @@ pub fn map_event_into(
             .map(span)
     };
 
-    let derived;
-    let event_id = match f.event_id {
-        Some(id) => id,
+    // A derived event_id is uuid5 over the JCS bytes of the native event (after
+    // redaction) with the defaults for tenant_id and source filled in: `vals`.
+    // It is written as a placeholder here and filled in when hashed.
+    let mut derived_id = [0; 2];
+    let mut write_id = |out: &mut Vec<u8>, copy: usize| match f.event_id {
+        Some(id) => write_string(out, id),
         None => {
-            // Derived event_id: uuid5 over the JCS bytes of the native event
-            // (after redaction) with the defaults for tenant_id and source filled in.
-            derived = uuid5(&EVENT_ID_NAMESPACE, vals);
-            &derived
+            out.push(b'"');
+            derived_id[copy] = out.len();
+            out.extend_from_slice(&[b'0'; 36]);
+            out.push(b'"');
         }
     };
 
@@ -598,7 +686,7 @@ pub fn map_event_into(
             out.extend_from_slice(v);
         }
         write_member(out, &mut first, "event_id");
-        write_string(out, event_id);
+        write_id(out, 0);
         write_member(out, &mut first, "event_type");
         let type_at = out.len() + 1;
         write_plain_string(out, event_type);
@@ -636,7 +724,7 @@ pub fn map_event_into(
     }
     out.extend_from_slice(b",\"datacontenttype\":\"application/json\",\"id\":");
     let id_at = out.len();
-    write_string(out, event_id);
+    write_id(out, 1);
     let id_range = (id_at, out.len());
     out.extend_from_slice(b",\"redactions\":");
     out.extend_from_slice(itoa_u64(redactions).as_slice());
@@ -686,24 +774,22 @@ pub fn map_event_into(
     out.push(b'"');
     out.push(b'}');
 
-    // contenthash excludes the trace context, which sits between "time" and "type".
-    let contenthash = if trace_start == trace_end {
-        opts.alg.hash(&out[start..])
-    } else {
-        opts.alg
-            .hash_parts(&[&out[start..trace_start], &out[trace_end..]])
-    };
-    Ok(MappedAt {
-        start,
-        end: out.len(),
-        seq_at,
-        stream_at,
-        contenthash,
-        time: time_range,
-        tenant: tenant_range,
-        id: id_range,
-        event_type: type_range,
-        severity: severity_range,
+    Ok(Unhashed {
+        at: MappedAt {
+            start,
+            end: out.len(),
+            seq_at,
+            stream_at,
+            contenthash: Digest::default(),
+            time: time_range,
+            tenant: tenant_range,
+            id: id_range,
+            event_type: type_range,
+            severity: severity_range,
+        },
+        derived_id: f.event_id.is_none().then_some(derived_id),
+        // contenthash excludes the trace context, which sits between "time" and "type".
+        trace: (trace_start, trace_end),
     })
 }
 

@@ -55,8 +55,36 @@ impl HashAlg {
     }
 }
 
+/// SHA-256 of two messages, each given as parts. With the x86 SHA extensions
+/// the two are hashed at once (see `shani`), ~1.4× the speed of one after the other.
+pub fn sha256_pair(a: &[&[u8]], b: &[&[u8]]) -> (Digest, Digest) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(pair) = crate::shani::sha256_x2(a, b) {
+        return pair;
+    }
+    (HashAlg::Sha256.hash_parts(a), HashAlg::Sha256.hash_parts(b))
+}
+
+/// SHA-1 of a message given as parts (name-based UUIDs only).
+pub fn sha1_parts(parts: &[&[u8]]) -> [u8; 20] {
+    let mut h = sha1::Sha1::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// SHA-1 of two messages, each given as parts; hashed at once like `sha256_pair`.
+pub fn sha1_pair(a: &[&[u8]], b: &[&[u8]]) -> ([u8; 20], [u8; 20]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(pair) = crate::shani::sha1_x2(a, b) {
+        return pair;
+    }
+    (sha1_parts(a), sha1_parts(b))
+}
+
 /// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
-const SHA256_IV: [u32; 8] = [
+pub(crate) const SHA256_IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
@@ -191,6 +219,58 @@ mod tests {
             let (a, b) = msg.split_at(len / 3);
             assert_eq!(HashAlg::Sha256.hash_parts(&[a, b]), expect, "length {len}");
         }
+    }
+
+    #[test]
+    fn pair_digests_are_the_crates_at_every_length_around_the_blocks() {
+        // On a CPU with the SHA extensions the pairs take the interleaved kernels;
+        // without them this would only test the fallback.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("sha") {
+            assert!(crate::shani::sha256_x2(&[b"a"], &[b"b"]).is_some());
+            assert!(crate::shani::sha1_x2(&[b"a"], &[b"b"]).is_some());
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        // Lengths where the padding moves to another block, runs of whole
+        // blocks of unequal count, and splits inside and on block boundaries.
+        let others = [
+            0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 129, 700, 1200, 3001,
+        ];
+        for la in 0..=300 {
+            for lb in others.into_iter().chain([la, 2 * la + 64, la / 2]) {
+                let (a, b) = (&data[..la], &data[1000..1000 + lb]);
+                let (a0, a1) = a.split_at(la * 2 / 3);
+                let (b0, b1) = b.split_at(lb.min(64));
+                let pa: [&[u8]; 4] = [a0, b"", a1, b""];
+                let pb: [&[u8]; 2] = [b0, b1];
+                let (ha, hb) = sha256_pair(&pa, &pb);
+                assert_eq!(ha, Digest::from(sha2::Sha256::digest(a)), "sha256 {la}");
+                assert_eq!(hb, Digest::from(sha2::Sha256::digest(b)), "sha256 {lb}");
+                let (ha, hb) = sha1_pair(&pb, &pa);
+                assert_eq!(ha, <[u8; 20]>::from(sha1::Sha1::digest(b)), "sha1 {lb}");
+                assert_eq!(hb, <[u8; 20]>::from(sha1::Sha1::digest(a)), "sha1 {la}");
+            }
+        }
+        // FIPS 180 examples.
+        let (s256, s1) = (sha256_pair(&[b"abc"], &[b""]), sha1_pair(&[b""], &[b"abc"]));
+        assert_eq!(
+            hex(&s256.0),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(&s256.1),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(hex(&s1.0), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(hex(&s1.1), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Ledger {
                 overlong,
             });
         }
-        let mut scratch = crate::cloudevent::Scratch::default();
+        let mut scratch = crate::pipeline::Scratches::default();
         let processed = process_batch_for_capture(&batch, &self.cfg, redactor, &mut scratch);
         if processed.items.len() != events.len() {
             return Err("blank events cannot be appended; drop them first".into());

@@ -18,6 +18,8 @@ pub mod ledger;
 pub mod lines;
 pub mod pipeline;
 pub mod redact;
+#[cfg(target_arch = "x86_64")]
+mod shani;
 pub mod time;
 pub mod verify;
 

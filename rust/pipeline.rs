@@ -19,8 +19,8 @@ use ed25519_dalek::Signer as _;
 use crate::canon::write_string;
 use crate::chain::{genesis, leaf_hash, link, MerkleAccumulator};
 use crate::cloudevent::{
-    map_event_into, uuid5, write_final_line, ChainAttrs, MapOptions, MappedAt, Scratch,
-    CHECKPOINT_TYPE, EVENT_ID_NAMESPACE,
+    hash_pair, map_event_into, map_event_unhashed, uuid5, write_final_line, ChainAttrs, MapOptions,
+    MappedAt, Scratch, Unhashed, CHECKPOINT_TYPE, EVENT_ID_NAMESPACE,
 };
 use crate::digest::{tagged, Digest, HashAlg};
 use crate::json::{self, Value};
@@ -122,6 +122,14 @@ pub(crate) enum Item {
     Reject(Reject),
 }
 
+impl Item {
+    fn set_mapped(&mut self, m: MappedAt) {
+        if let Item::Event(slot, _) = self {
+            *slot = m;
+        }
+    }
+}
+
 /// A batch after the workers: every mapped event's bytes live in `content`.
 pub(crate) struct Processed {
     index: u64,
@@ -167,11 +175,14 @@ fn reject(line: u64, code: &'static str, reason: String, raw: &[u8]) -> Item {
     })
 }
 
+/// A worker's mapping buffers: two, so that events are hashed in pairs.
+pub(crate) type Scratches = [Scratch; 2];
+
 fn process_batch(
     batch: &Batch,
     cfg: &StreamConfig,
     redactor: Option<&dyn Redactor>,
-    scratch: &mut Scratch,
+    scratch: &mut Scratches,
     mut content: Vec<u8>,
 ) -> Processed {
     let opts = MapOptions {
@@ -183,6 +194,8 @@ fn process_batch(
     content.clear();
     content.reserve(batch.data.len() * 3 / 2 + 4096);
     let mut rule_counts = Vec::new();
+    // A mapped event waiting for a second one to be hashed with: (item, scratch, event).
+    let mut unpaired: Option<(usize, usize, Unhashed)> = None;
     for l in &batch.lines {
         let mut raw = batch.line(l);
         if let Some(total) = l.overlong {
@@ -221,10 +234,27 @@ fn process_batch(
             }
         };
         let redactions = redactor.map_or(0, |r| r.redact(raw, &mut v, &mut rule_counts));
-        match map_event_into(&v, redactions, &opts, scratch, &mut content) {
-            Ok(m) => items.push(Item::Event(m, redactions)),
+        let k = unpaired.as_ref().map_or(0, |&(_, k, _)| 1 - k);
+        match map_event_unhashed(&v, redactions, &opts, &mut scratch[k], &mut content) {
+            Ok(u) => {
+                // Filled in once hashed.
+                items.push(Item::Event(MappedAt::default(), redactions));
+                let at = items.len() - 1;
+                match unpaired.take() {
+                    None => unpaired = Some((at, k, u)),
+                    Some((first, j, w)) => {
+                        let (a, b) =
+                            hash_pair(cfg.alg, (w, &scratch[j]), (u, &scratch[k]), &mut content);
+                        items[first].set_mapped(a);
+                        items[at].set_mapped(b);
+                    }
+                }
+            }
             Err(e) => items.push(reject(l.number, "INVALID_EVENT", e.to_string(), raw)),
         }
+    }
+    if let Some((at, k, u)) = unpaired {
+        items[at].set_mapped(u.hash(cfg.alg, &scratch[k], &mut content));
     }
     Processed {
         index: batch.index,
@@ -568,7 +598,7 @@ pub(crate) fn process_batch_for_capture(
     batch: &Batch,
     cfg: &StreamConfig,
     redactor: Option<&dyn Redactor>,
-    scratch: &mut Scratch,
+    scratch: &mut Scratches,
 ) -> Processed {
     process_batch(batch, cfg, redactor, scratch, Vec::new())
 }
@@ -588,7 +618,7 @@ pub fn run<R: Read + Send, W: Write>(
     let mut reader = BatchReader::new(input, cfg.limits, None);
     let mut writer = Writer::new(cfg, output);
     if cfg.threads <= 1 {
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratches::default();
         let (mut spare_data, mut spare_content) = (None, Vec::new());
         while let Some(batch) = reader.next_batch_reusing(spare_data.take())? {
             let p = process_batch(
@@ -624,7 +654,7 @@ pub fn run<R: Read + Send, W: Write>(
             let (rx, tx) = (batch_rx.clone(), done_tx.clone());
             let (free_data, free_content) = (free_data_tx.clone(), free_content_rx.clone());
             scope.spawn(move || {
-                let mut scratch = Scratch::default();
+                let mut scratch = Scratches::default();
                 for batch in rx {
                     let content = free_content.try_recv().unwrap_or_default();
                     let p = process_batch(&batch, cfg, redactor, &mut scratch, content);
@@ -665,4 +695,98 @@ pub fn run<R: Read + Send, W: Write>(
         read_result?;
         writer.finish(&rule_ids)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::{Limits, LineRef};
+
+    fn cfg(alg: HashAlg) -> StreamConfig {
+        StreamConfig {
+            stream_id: "s".into(),
+            default_tenant: Some("acme".into()),
+            default_source: Some("urn:test".into()),
+            checkpoint_every: 0,
+            alg,
+            threads: 1,
+            limits: Limits {
+                max_line_bytes: 1 << 20,
+                max_depth: 64,
+                max_records: 1 << 20,
+            },
+            signer: None,
+        }
+    }
+
+    #[test]
+    fn events_hashed_in_pairs_are_hashed_as_each_alone() {
+        // Derived and given ids, trace context, payloads across block lengths,
+        // and rejects between the two events of a pair.
+        let mut lines = Vec::new();
+        for i in 0..41usize {
+            let pad = "x".repeat((i * 37) % 300);
+            lines.push(match i % 7 {
+                3 => "{not json".to_string(),
+                5 => r#"{"event_type":"no.such","created_at":"2026-05-01T00:00:00Z"}"#.to_string(),
+                6 => format!(
+                    r#"{{"event_id":"e-{i}","event_type":"finding.created","created_at":"2026-05-01T00:00:00Z","payload":{{"pad":"{pad}"}}}}"#
+                ),
+                k => format!(
+                    r#"{{"event_type":"runtime.exec","created_at":"2026-05-01T00:00:00Z","payload":{{"i":{i},"pad":"{pad}"}}{}}}"#,
+                    if k == 4 {
+                        r#","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01""#
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        for n in [lines.len(), lines.len() - 1, 2, 1] {
+            for alg in [HashAlg::Sha256, HashAlg::Blake3] {
+                let cfg = cfg(alg);
+                let mut batch = Batch {
+                    index: 0,
+                    data: Vec::new(),
+                    lines: Vec::new(),
+                };
+                for (i, l) in lines[..n].iter().enumerate() {
+                    let start = batch.data.len();
+                    batch.data.extend_from_slice(l.as_bytes());
+                    batch.lines.push(LineRef {
+                        number: i as u64 + 1,
+                        start,
+                        end: batch.data.len(),
+                        overlong: None,
+                    });
+                }
+                let p = process_batch(&batch, &cfg, None, &mut Scratches::default(), Vec::new());
+                let opts = MapOptions {
+                    default_tenant: Some("acme"),
+                    default_source: Some("urn:test"),
+                    alg,
+                };
+                let mut events = 0;
+                for (item, l) in p.items.iter().zip(&lines) {
+                    let v = json::parse(l.as_bytes(), 64).ok();
+                    let mut alone = Vec::new();
+                    let mapped = v
+                        .as_ref()
+                        .map(|v| map_event_into(v, 0, &opts, &mut Scratch::default(), &mut alone));
+                    match (item, mapped) {
+                        (Item::Event(m, _), Some(Ok(a))) => {
+                            assert_eq!(&p.content[m.start..m.end], &alone[a.start..a.end], "{l}");
+                            assert_eq!(m.contenthash, a.contenthash, "{l}");
+                            assert_eq!(m.id.1 - m.id.0, a.id.1 - a.id.0);
+                            events += 1;
+                        }
+                        (Item::Reject(_), None | Some(Err(_))) => {}
+                        _ => panic!("event and reject disagree on {l}"),
+                    }
+                }
+                assert_eq!(p.items.len(), n);
+                assert!(events >= n / 2, "{events} of {n}");
+            }
+        }
+    }
 }
