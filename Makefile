@@ -40,6 +40,7 @@ test: develop
 
 bench: develop
 	$(PY) benches/bench_stream.py
+	cargo bench --quiet --bench hash_pair
 	$(PY) benches/bench_redact.py
 	$(PY) benches/bench_ocsf.py
 	$(PY) benches/redact_reference.py
