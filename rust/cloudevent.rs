@@ -244,8 +244,8 @@ pub fn is_valid_tenant(t: &str) -> bool {
 /// RFC 4122 version 5 UUID (SHA-1, name-based), lowercase hyphenated.
 pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
     let text = uuid5_text(&sha1_parts(&[namespace, name]));
-    // Only ASCII hex digits and hyphens.
-    String::from_utf8_lossy(&text).into_owned()
+    // Only ASCII hex digits and hyphens were written.
+    String::from_utf8(text.to_vec()).unwrap_or_default()
 }
 
 /// The version 5 UUID text of a SHA-1 digest of namespace ‖ name.
@@ -418,8 +418,12 @@ pub fn map_event_into(
 /// A mapped event whose hashes are still to compute: a derived event id (a
 /// placeholder in the output until then) and the content hash. Mapping and
 /// hashing are apart so that a batch can hash two events at once (`hash_pair`).
-pub struct Unhashed {
+#[must_use = "an event's id and content hash are only set by hashing it"]
+pub(crate) struct Unhashed {
     at: MappedAt,
+    /// The length of the native event's JCS in the scratch it was mapped
+    /// with: checks that the same scratch, unchanged, is given to hash it.
+    name_len: usize,
     /// Where the two copies of a derived id sit in the output (36 bytes each).
     derived_id: Option<[usize; 2]>,
     /// The trace context, which the content hash leaves out.
@@ -430,6 +434,7 @@ impl Unhashed {
     /// The name a derived id is the UUID of: the native event's JCS, which
     /// `scratch` holds until it maps another event.
     fn id_name<'s>(&self, scratch: &'s Scratch) -> [&'s [u8]; 2] {
+        debug_assert_eq!(scratch.vals.len(), self.name_len, "not the event's scratch");
         [&EVENT_ID_NAMESPACE, &scratch.vals]
     }
 
@@ -448,7 +453,7 @@ impl Unhashed {
     }
 
     /// Computes the hashes; `scratch` is the one the event was mapped with.
-    pub fn hash(mut self, alg: HashAlg, scratch: &Scratch, out: &mut [u8]) -> MappedAt {
+    pub(crate) fn hash(mut self, alg: HashAlg, scratch: &Scratch, out: &mut [u8]) -> MappedAt {
         if self.derived_id.is_some() {
             self.set_id(out, &sha1_parts(&self.id_name(scratch)));
         }
@@ -459,7 +464,7 @@ impl Unhashed {
 
 /// `Unhashed::hash` for two events mapped into the same `out`, each with its
 /// own scratch: their SHA-1 and SHA-256 digests are computed together.
-pub fn hash_pair(
+pub(crate) fn hash_pair(
     alg: HashAlg,
     (mut a, sa): (Unhashed, &Scratch),
     (mut b, sb): (Unhashed, &Scratch),
@@ -486,7 +491,7 @@ pub fn hash_pair(
 }
 
 /// Maps one native event, appending its canonical bytes to `out`; the caller hashes it.
-pub fn map_event_unhashed(
+pub(crate) fn map_event_unhashed(
     native: &Value<'_>,
     redactions: u64,
     opts: &MapOptions<'_>,
@@ -787,6 +792,7 @@ pub fn map_event_unhashed(
             event_type: type_range,
             severity: severity_range,
         },
+        name_len: vals.len(),
         derived_id: f.event_id.is_none().then_some(derived_id),
         // contenthash excludes the trace context, which sits between "time" and "type".
         trace: (trace_start, trace_end),

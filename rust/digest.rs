@@ -36,9 +36,8 @@ impl HashAlg {
 
     /// Hash of several byte strings concatenated, without copying them together.
     pub fn hash_parts(self, parts: &[&[u8]]) -> Digest {
-        let len = parts.iter().map(|p| p.len()).sum();
-        if self == HashAlg::Sha256 && len <= SHA256_SHORT_MAX {
-            return sha256_short(parts, len);
+        if self == HashAlg::Sha256 {
+            return sha256_parts(parts);
         }
         let mut h = self.hasher();
         for p in parts {
@@ -56,7 +55,7 @@ impl HashAlg {
 }
 
 /// SHA-256 of two messages, each given as parts. With the x86 SHA extensions
-/// the two are hashed at once (see `shani`), ~1.4× the speed of one after the other.
+/// the two are hashed at once (see `shani`; `cargo bench --bench hash_pair`).
 pub fn sha256_pair(a: &[&[u8]], b: &[&[u8]]) -> (Digest, Digest) {
     #[cfg(target_arch = "x86_64")]
     if let Some(pair) = crate::shani::sha256_x2(a, b) {
@@ -88,29 +87,117 @@ pub(crate) const SHA256_IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
-/// Longest message that fits in two blocks with its padding (0x80, 64-bit length).
-const SHA256_SHORT_MAX: usize = 2 * 64 - 9;
-
-/// SHA-256 of `parts` (`len` bytes in all, at most `SHA256_SHORT_MAX`): the
-/// chain links, Merkle leaves and nodes. Padding such short messages here and
-/// compressing them directly skips the streaming hasher's buffering, which
-/// costs about as much as the compression itself at these sizes.
-fn sha256_short(parts: &[&[u8]], len: usize) -> Digest {
-    let mut blocks = [[0u8; 64]; 2];
-    let used = if len <= 64 - 9 { 1 } else { 2 };
-    let bytes = blocks.as_flattened_mut();
-    let mut at = 0;
-    for p in parts {
-        bytes[at..at + p.len()].copy_from_slice(p);
-        at += p.len();
-    }
-    bytes[len] = 0x80;
-    bytes[used * 64 - 8..used * 64].copy_from_slice(&(8 * len as u64).to_be_bytes());
+/// SHA-256 of `parts`, compressed straight from them: the chain links, Merkle
+/// leaves and nodes are one or two blocks, where the streaming hasher's
+/// buffering costs about as much as the compression itself.
+fn sha256_parts(parts: &[&[u8]]) -> Digest {
+    let mut p = Padded::new(parts);
     let mut state = SHA256_IV;
-    sha2::block_api::compress256(&mut state, &blocks[..used]);
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
+    let mut buf = [0u8; 64];
+    while !p.done() {
+        sha2::block_api::compress256(&mut state, p.next_run(&mut buf));
+    }
+    be_bytes(&state)
+}
+
+/// A message given as parts, read as padded 64-byte blocks (FIPS 180-4 §5.1.1).
+pub(crate) struct Padded<'a> {
+    parts: &'a [&'a [u8]],
+    /// Where reading is: `parts[part][off..]`.
+    part: usize,
+    off: usize,
+    /// The message's length in bytes.
+    len: usize,
+    /// Blocks read so far.
+    next: usize,
+    /// Blocks in all, padding included.
+    blocks: usize,
+}
+
+impl<'a> Padded<'a> {
+    pub(crate) fn new(parts: &'a [&'a [u8]]) -> Self {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        Padded {
+            parts,
+            part: 0,
+            off: 0,
+            len,
+            next: 0,
+            blocks: (len + 9).div_ceil(64),
+        }
+    }
+
+    pub(crate) fn done(&self) -> bool {
+        self.next == self.blocks
+    }
+
+    /// The next blocks: read in place while the current part holds whole
+    /// blocks, else one block assembled in `buf` (a block across parts, or
+    /// the padding). Not to be called once `done`.
+    pub(crate) fn next_run<'b>(&mut self, buf: &'b mut [u8; 64]) -> &'b [[u8; 64]]
+    where
+        'a: 'b,
+    {
+        // Past used-up and empty parts, so that a part's first block is read in place.
+        while self
+            .parts
+            .get(self.part)
+            .is_some_and(|p| self.off == p.len())
+        {
+            self.part += 1;
+            self.off = 0;
+        }
+        if let Some(p) = self.parts.get(self.part) {
+            let (whole, _) = p[self.off..].as_chunks::<64>();
+            if !whole.is_empty() {
+                self.off += 64 * whole.len();
+                self.next += whole.len();
+                return whole;
+            }
+        }
+        self.fill(buf);
+        std::slice::from_ref(buf)
+    }
+
+    /// Gives back the last `n` blocks of an in-place run.
+    pub(crate) fn unread(&mut self, n: usize) {
+        self.off -= 64 * n;
+        self.next -= n;
+    }
+
+    fn fill(&mut self, block: &mut [u8; 64]) {
+        let base = 64 * self.next;
+        let mut at = 0;
+        while at < 64 && self.part < self.parts.len() {
+            let p = self.parts[self.part];
+            let take = (p.len() - self.off).min(64 - at);
+            block[at..at + take].copy_from_slice(&p[self.off..self.off + take]);
+            at += take;
+            self.off += take;
+            if self.off == p.len() {
+                self.part += 1;
+                self.off = 0;
+            }
+        }
+        if at < 64 {
+            block[at..].fill(0);
+            if base + at == self.len {
+                block[at] = 0x80;
+            }
+        }
+        self.next += 1;
+        if self.done() {
+            block[56..].copy_from_slice(&(8 * self.len as u64).to_be_bytes());
+        }
+    }
+}
+
+/// A hash state's words, big-endian: the digest.
+pub(crate) fn be_bytes<const N: usize, const M: usize>(s: &[u32; N]) -> [u8; M] {
+    const { assert!(M == 4 * N) };
+    let mut out = [0u8; M];
+    for (c, w) in out.chunks_exact_mut(4).zip(s) {
+        c.copy_from_slice(&w.to_be_bytes());
     }
     out
 }
@@ -229,6 +316,8 @@ mod tests {
         if std::arch::is_x86_feature_detected!("sha") {
             assert!(crate::shani::sha256_x2(&[b"a"], &[b"b"]).is_some());
             assert!(crate::shani::sha1_x2(&[b"a"], &[b"b"]).is_some());
+        } else {
+            println!("no SHA extensions on this CPU: only the fallback is tested");
         }
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let data: Vec<u8> = (0..4096)
@@ -248,9 +337,11 @@ mod tests {
             for lb in others.into_iter().chain([la, 2 * la + 64, la / 2]) {
                 let (a, b) = (&data[..la], &data[1000..1000 + lb]);
                 let (a0, a1) = a.split_at(la * 2 / 3);
-                let (b0, b1) = b.split_at(lb.min(64));
+                let (b0, b1) = b.split_at(lb.min(10));
+                let (b1, b2) = b1.split_at(b1.len().min(5));
                 let pa: [&[u8]; 4] = [a0, b"", a1, b""];
-                let pb: [&[u8]; 2] = [b0, b1];
+                // `b`'s first block spans three parts; the blocks after are read in place.
+                let pb: [&[u8]; 3] = [b0, b1, b2];
                 let (ha, hb) = sha256_pair(&pa, &pb);
                 assert_eq!(ha, Digest::from(sha2::Sha256::digest(a)), "sha256 {la}");
                 assert_eq!(hb, Digest::from(sha2::Sha256::digest(b)), "sha256 {lb}");

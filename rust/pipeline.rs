@@ -124,9 +124,10 @@ pub(crate) enum Item {
 
 impl Item {
     fn set_mapped(&mut self, m: MappedAt) {
-        if let Item::Event(slot, _) = self {
-            *slot = m;
-        }
+        let Item::Event(slot, _) = self else {
+            unreachable!("only a mapped event is hashed");
+        };
+        *slot = m;
     }
 }
 
@@ -702,7 +703,7 @@ mod tests {
     use super::*;
     use crate::lines::{Limits, LineRef};
 
-    fn cfg(alg: HashAlg) -> StreamConfig {
+    fn config(alg: HashAlg) -> StreamConfig {
         StreamConfig {
             stream_id: "s".into(),
             default_tenant: Some("acme".into()),
@@ -744,7 +745,7 @@ mod tests {
         }
         for n in [lines.len(), lines.len() - 1, 2, 1] {
             for alg in [HashAlg::Sha256, HashAlg::Blake3] {
-                let cfg = cfg(alg);
+                let cfg = config(alg);
                 let mut batch = Batch {
                     index: 0,
                     data: Vec::new(),

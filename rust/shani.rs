@@ -9,6 +9,8 @@
 
 use core::arch::x86_64::*;
 
+use crate::digest::{be_bytes, Padded};
+
 const K256: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -28,86 +30,6 @@ fn available() -> bool {
     is_x86_feature_detected!("sha")
         && is_x86_feature_detected!("sse4.1")
         && is_x86_feature_detected!("ssse3")
-}
-
-/// A message given as parts, read as padded 64-byte blocks (FIPS 180-4 §5.1.1).
-struct Padded<'a> {
-    parts: &'a [&'a [u8]],
-    part: usize,
-    off: usize,
-    len: usize,
-    /// Blocks read so far, and in all (padding included).
-    next: usize,
-    blocks: usize,
-}
-
-impl<'a> Padded<'a> {
-    fn new(parts: &'a [&'a [u8]]) -> Self {
-        let len = parts.iter().map(|p| p.len()).sum::<usize>();
-        Padded {
-            parts,
-            part: 0,
-            off: 0,
-            len,
-            next: 0,
-            blocks: (len + 9).div_ceil(64),
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.next == self.blocks
-    }
-
-    /// The next blocks: read in place while the current part holds whole
-    /// blocks, else one block assembled in `buf` (a block across parts, or
-    /// the padding). Not to be called once `done`.
-    fn next_run<'b>(&mut self, buf: &'b mut [u8; 64]) -> &'b [[u8; 64]]
-    where
-        'a: 'b,
-    {
-        if let Some(p) = self.parts.get(self.part) {
-            let (whole, _) = p[self.off..].as_chunks::<64>();
-            if !whole.is_empty() {
-                self.off += 64 * whole.len();
-                self.next += whole.len();
-                return whole;
-            }
-        }
-        self.fill(buf);
-        std::slice::from_ref(buf)
-    }
-
-    /// Gives back the last `n` blocks of an in-place run.
-    fn unread(&mut self, n: usize) {
-        self.off -= 64 * n;
-        self.next -= n;
-    }
-
-    fn fill(&mut self, block: &mut [u8; 64]) {
-        let base = 64 * self.next;
-        let mut at = 0;
-        while at < 64 && self.part < self.parts.len() {
-            let p = self.parts[self.part];
-            let take = (p.len() - self.off).min(64 - at);
-            block[at..at + take].copy_from_slice(&p[self.off..self.off + take]);
-            at += take;
-            self.off += take;
-            if self.off == p.len() {
-                self.part += 1;
-                self.off = 0;
-            }
-        }
-        if at < 64 {
-            block[at..].fill(0);
-            if base + at == self.len {
-                block[at] = 0x80;
-            }
-        }
-        self.next += 1;
-        if self.done() {
-            block[56..].copy_from_slice(&(8 * self.len as u64).to_be_bytes());
-        }
-    }
 }
 
 /// Four SHA-256 rounds `4i..4i+4` of one message. `w` is a window of the
@@ -209,37 +131,38 @@ unsafe fn compress1_x2(sa: &mut [u32; 5], sb: &mut [u32; 5], ba: &[[u8; 64]], bb
             _mm_set_epi32(s[4] as i32, 0, 0, 0),
         )
     };
-    let (mut aa, mut ae) = load_state(sa);
-    let (mut ba_, mut be) = load_state(sb);
+    let (mut abcd_a, mut e_a) = load_state(sa);
+    let (mut abcd_b, mut e_b) = load_state(sb);
     for (xa, xb) in ba.iter().zip(bb) {
-        let (saa, sae, sba, sbe) = (aa, ae, ba_, be);
+        let (save_abcd_a, save_e_a, save_abcd_b, save_e_b) = (abcd_a, e_a, abcd_b, e_b);
         let load = |x: &[u8; 64], i: usize| {
             _mm_shuffle_epi8(_mm_loadu_si128(x.as_ptr().add(16 * i).cast()), mask)
         };
         let mut ma = [load(xa, 0), load(xa, 1), load(xa, 2), load(xa, 3)];
         let mut mb = [load(xb, 0), load(xb, 1), load(xb, 2), load(xb, 3)];
-        let mut pa = aa;
-        let mut pb = ba_;
-        x2!(sha1_group!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19); (ma, aa, pa, ae); (mb, ba_, pb, be));
-        ae = _mm_sha1nexte_epu32(pa, sae);
-        aa = _mm_add_epi32(aa, saa);
-        be = _mm_sha1nexte_epu32(pb, sbe);
-        ba_ = _mm_add_epi32(ba_, sba);
+        let mut prev_a = abcd_a;
+        let mut prev_b = abcd_b;
+        x2!(sha1_group!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19);
+            (ma, abcd_a, prev_a, e_a); (mb, abcd_b, prev_b, e_b));
+        e_a = _mm_sha1nexte_epu32(prev_a, save_e_a);
+        abcd_a = _mm_add_epi32(abcd_a, save_abcd_a);
+        e_b = _mm_sha1nexte_epu32(prev_b, save_e_b);
+        abcd_b = _mm_add_epi32(abcd_b, save_abcd_b);
     }
     let store = |abcd: __m128i, e: __m128i, s: &mut [u32; 5]| {
         _mm_storeu_si128(s.as_mut_ptr().cast(), _mm_shuffle_epi32(abcd, 0x1B));
         s[4] = _mm_extract_epi32(e, 3) as u32;
     };
-    store(aa, ae, sa);
-    store(ba_, be, sb);
+    store(abcd_a, e_a, sa);
+    store(abcd_b, e_b, sb);
 }
 
-/// Runs `x2` over the blocks both messages have and `one` over the rest.
+/// Runs `pair` over the blocks both messages have and `one` over the rest.
 fn drive<S: Copy>(
     a: &[&[u8]],
     b: &[&[u8]],
     iv: S,
-    x2: impl Fn(&mut S, &mut S, &[[u8; 64]], &[[u8; 64]]),
+    pair: impl Fn(&mut S, &mut S, &[[u8; 64]], &[[u8; 64]]),
     one: impl Fn(&mut S, &[[u8; 64]]),
 ) -> (S, S) {
     let (mut pa, mut pb) = (Padded::new(a), Padded::new(b));
@@ -249,7 +172,7 @@ fn drive<S: Copy>(
         let ra = pa.next_run(&mut ka);
         let rb = pb.next_run(&mut kb);
         let n = ra.len().min(rb.len());
-        x2(&mut sa, &mut sb, &ra[..n], &rb[..n]);
+        pair(&mut sa, &mut sb, &ra[..n], &rb[..n]);
         pa.unread(ra.len() - n);
         pb.unread(rb.len() - n);
     }
@@ -259,14 +182,6 @@ fn drive<S: Copy>(
         }
     }
     (sa, sb)
-}
-
-fn be_bytes<const N: usize, const M: usize>(s: &[u32; N]) -> [u8; M] {
-    let mut out = [0u8; M];
-    for (c, w) in out.chunks_exact_mut(4).zip(s) {
-        c.copy_from_slice(&w.to_be_bytes());
-    }
-    out
 }
 
 /// SHA-256 of two messages (each given as parts); `None` without SHA-NI.
