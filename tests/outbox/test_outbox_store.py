@@ -146,6 +146,24 @@ def test_retry_refuses_a_row_being_delivered(store: OutboxStore) -> None:
         store.retry(c.row.id)
 
 
+def test_retry_of_a_row_leased_after_it_was_read_changes_nothing(
+    store: OutboxStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(store)
+    store.enqueue(events(1))
+    (row,) = store.list_rows()
+    stale = store.get_row(row.id)  # pending, as retry's first read would see it
+    store.claim_due("w", limit=1, lease_seconds=30)
+    # retry reads the row before its transaction: there it sees no lease.
+    monkeypatch.setattr(store, "get_row", lambda row_id: stale)
+    with pytest.raises(ConfigError, match="leased for delivery just now"):
+        store.retry(row.id)
+    monkeypatch.undo()
+    now = store.get_row(row.id)
+    assert (now.status, now.lease_owner, now.attempts) == (Status.DELIVERING, "w", 0)
+    assert "delivery.retry" not in [r["action"] for r in store.audit_records(TENANT)]
+
+
 def test_recover_requeues_dead_letters_in_a_window_up_to_a_cap(store: OutboxStore) -> None:
     dest = add(store)
     store.enqueue(events(5), now=1000.0)

@@ -845,6 +845,12 @@ class OutboxStore(ABC):
                 "next_trigger = ?, updated_at = ? WHERE id = ? AND status <> ?",
                 ("pending", at, "manual", at, row_id, "delivering"),
             )
+            if cur.rowcount == 0:
+                # Leased since it was read above: the transaction is undone, audit included.
+                raise ConfigError(
+                    f"outbox row {row_id} was leased for delivery just now; "
+                    "retry it after the attempt ends"
+                )
             self._audit(
                 cur,
                 row.tenant_id,
