@@ -96,6 +96,14 @@ def test_the_whole_cli_flow_on_both_stores(
     r = cli("outbox", "run", "--once", "--allow-private-networks", "--json", *db)
     assert r.returncode == 0, r.stderr
     assert orjson.loads(r.stdout)["delivered"] == 5
+    # The worker's log on stderr: start, the dead letter as it happened, stop.
+    log = r.stderr.splitlines()
+    assert any(" INFO agent_bom.outbox: worker " in line and "started" in line for line in log)
+    (dead_line,) = [line for line in log if "dead-lettered after" in line]
+    assert " WARNING " in dead_line and event_ids[0] in dead_line and dest in dead_line
+    assert dead_line.endswith("HTTP 400 is not retryable")
+    assert "stopped: delivered 5, retried 0, dead-lettered 1" in r.stderr
+    assert secret not in r.stderr
 
     status = orjson.loads(cli("outbox", "status", "--json", *db).stdout)
     assert status["totals"] == {"pending": 0, "delivering": 0, "delivered": 5, "dead_letter": 1}
@@ -130,6 +138,7 @@ def test_outbox_commands_explain_bad_input_without_a_traceback(cli: Cli, tmp_pat
         (["destinations", "disable", "dst_nope", *db], "no destination 'dst_nope'"),
         (["outbox", "run", "--timeout", "30", "--lease", "20", *db], "--lease 20 must exceed"),
         (["outbox", "run", "--retry-schedule", "5s,soon", *db], "duration 'soon'"),
+        (["outbox", "run", "--log-level", "loud", *db], "--log-level 'loud': use one of"),
         (["outbox", "status", "--database", "mysql://x/y"], "not supported"),
     ]
     for args, message in cases:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import random
 import time
 
@@ -301,6 +302,56 @@ def test_circuit_breaker_stops_hammering_a_failing_endpoint(
     deferred = [r for r in rows if r.attempts == 0]
     assert len(deferred) == 7
     assert all(r.next_attempt_at >= time.time() + 50 for r in deferred)
+
+
+def test_the_worker_logs_dead_letters_with_ids_and_reason_never_the_body_or_secret(
+    store: OutboxStore, receiver: Receiver, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dest = add_receiver(store, receiver.url)
+    (ev,) = enqueue(store, 1)
+    token = "ghp_R8fT2kLmQ9vXw3ZpN7bYc4HdJ6sAe1GuK0oV"
+    receiver.respond(ev.event_id, Response(400, body=f"bad token={token}".encode()))
+    with caplog.at_level(logging.DEBUG, logger="agent_bom.outbox"):
+        run_once(store)
+    row = only_row(store)
+    (dead,) = [r for r in caplog.records if "dead-lettered after" in r.getMessage()]
+    assert dead.levelno == logging.WARNING
+    assert dead.getMessage() == (
+        f"row {row.id} (event {ev.event_id}) to destination {dest} dead-lettered after "
+        "1 attempt: HTTP 400 is not retryable"
+    )
+    assert [r.levelname for r in caplog.records if "worker" in r.getMessage()] == ["INFO"] * 2
+    assert token not in caplog.text and secret not in caplog.text
+
+
+def test_the_worker_logs_each_retry_at_debug_and_an_opening_circuit_once(
+    store: OutboxStore, receiver: Receiver, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dest = add_receiver(store, receiver.url)
+    enqueue(store, 10)
+    receiver.default = Response(503)
+    with caplog.at_level(logging.DEBUG, logger="agent_bom.outbox"):
+        run_once(store, breaker=CircuitBreaker(threshold=3, cooldown=60), concurrency=1)
+    failed = "attempt 1 failed (HTTP 503), next in"
+    retries = [r for r in caplog.records if failed in r.getMessage()]
+    assert len(retries) == 3 and {r.levelno for r in retries} == {logging.DEBUG}
+    (opened,) = [r for r in caplog.records if "circuit open" in r.getMessage()]
+    assert opened.levelno == logging.WARNING
+    assert opened.getMessage() == (
+        f"destination {dest}: circuit open for 60s after repeated failures (last: HTTP 503)"
+    )
+
+
+def test_a_disabled_destination_is_logged_as_an_error(
+    store: OutboxStore, receiver: Receiver, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dest = add_receiver(store, receiver.url)
+    enqueue(store, 1)
+    receiver.default = Response(410)
+    with caplog.at_level(logging.INFO, logger="agent_bom.outbox"):
+        run_once(store)
+    (disabled,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert disabled.getMessage().startswith(f"destination {dest} disabled: HTTP 410 Gone")
 
 
 def test_response_excerpt_is_capped_and_redacted(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 
 _ENQUEUE_BATCH = 1000
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 _DEFAULT_SCHEDULE = ",".join(f"{d:g}s" for d in DEFAULT_SCHEDULE)
 
 
@@ -114,18 +116,29 @@ def run_cmd(
     ca_bundle: Path | None = typer.Option(
         None, "--ca-bundle", help="PEM CA bundle for receivers behind a private CA."
     ),
+    log_level: str = typer.Option(
+        "info",
+        "--log-level",
+        help="What the worker logs to stderr as it runs: error (disabled destinations, "
+        "stream errors), warning (also dead letters, open circuits, lost leases), info "
+        "(also start and stop), debug (also every retry).",
+    ),
     database: str | None = DATABASE,
     as_json: bool = JSON,
 ) -> None:
     """Deliver due rows until SIGTERM/SIGINT (or, with --once, until nothing is due).
 
     On SIGTERM the worker stops claiming, lets sends in flight finish and records
-    them, and hands every other leased row back as pending."""
+    them, and hands every other leased row back as pending. Log lines name rows,
+    events and destinations, never payloads or credentials."""
     from agent_bom.connectors.webhook import WebhookConnector
     from agent_bom.outbox.worker import OutboxWorker
 
+    if log_level.lower() not in _LOG_LEVELS:
+        raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(_LOG_LEVELS)}")
     if lease <= timeout + 1:
         raise ConfigError(f"--lease {lease:g} must exceed --timeout {timeout:g} by more than 1s")
+    _log_to_stderr(log_level)
     policy = RetryPolicy.parse(retry_schedule, jitter=jitter)
     if ca_bundle is not None and not ca_bundle.is_file():
         raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
@@ -176,6 +189,20 @@ def run_cmd(
                 highlight=False,
                 markup=False,
             )
+
+
+def _log_to_stderr(level: str) -> None:
+    """The worker's log lines on stderr, timestamped in UTC."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter(
+        "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("agent_bom.outbox")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
 
 
 @app.command("status")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import secrets
@@ -36,6 +37,12 @@ from agent_bom.outbox.policy import CircuitBreaker, RetryPolicy, SendResult, dec
 from agent_bom.outbox.store import OutboxStore
 
 __all__ = ["Connector", "OutboxWorker", "WorkerStats"]
+
+# What an operator watches a running worker by: its start and stop, dead letters,
+# circuits opening, destinations disabled, lost leases and stream errors (WARNING
+# and up), each retry at DEBUG. Row ids, event ids, destination ids and the
+# decision's reason only: never a payload, a response body or a credential.
+log = logging.getLogger("agent_bom.outbox")
 
 
 class Connector(Protocol):
@@ -135,6 +142,14 @@ class OutboxWorker:
         # Claim when a quarter of the batch is free (or nothing is in flight), so one
         # claim serves many completions instead of one each.
         refill = max(1, self.batch // 4)
+        log.info(
+            "worker %s started (batch %d, concurrency %d, lease %gs%s)",
+            self.owner,
+            self.batch,
+            self.concurrency,
+            self.lease_seconds,
+            ", until nothing is due" if once else "",
+        )
         try:
             while not stop.is_set():
                 wake.clear()  # anything finishing from here on wakes the wait below
@@ -176,6 +191,17 @@ class OutboxWorker:
                 await asyncio.gather(*inflight, return_exceptions=True)
             await self._flush()
             self.stats.released += await asyncio.to_thread(self.store.release, self.owner)
+            st = self.stats
+            log.info(
+                "worker %s stopped: delivered %d, retried %d, dead-lettered %d, deferred %d, "
+                "released %d",
+                self.owner,
+                st.delivered,
+                st.retried,
+                st.dead_lettered,
+                st.deferred,
+                st.released,
+            )
         return self.stats
 
     async def _claim_streams(self, *, poll: bool) -> list[tuple[Destination, int]]:
@@ -239,6 +265,12 @@ class OutboxWorker:
                 # the stream is tried again after ``lease_seconds``, not at once.
                 self.stats.stream_errors += 1
                 self.stats.last_error = f"stream {dest.id}: {state.error!r}"
+                log.error(
+                    "stream %s stopped on an error, tried again when its lease expires (%gs): %r",
+                    dest.id,
+                    self.lease_seconds,
+                    state.error,
+                )
             self._streams.discard(dest.id)  # after the release: never re-claimed meanwhile
 
     async def _commit_stream(
@@ -300,6 +332,13 @@ class OutboxWorker:
         if batch:
             applied = await asyncio.to_thread(self.store.finish, batch)
             self.stats.lost_leases += len(batch) - applied
+            if applied < len(batch):
+                log.warning(
+                    "%d of %d outcomes not recorded: their rows' leases had expired "
+                    "(another worker sends them again)",
+                    len(batch) - applied,
+                    len(batch),
+                )
 
     def _jobs(self, claimed: list[Claimed]) -> list[Coroutine[Any, Any, None]]:
         """One send per row, or one per destination for connectors that send batches."""
@@ -371,7 +410,37 @@ class OutboxWorker:
         """What a send decided for ``row`` (counted in the stats and the breaker)."""
         decision = decide(result, row.attempts, self.policy, now, self.rng)
         if decision.destination_failure or result.ok:
+            was_open = self.breaker.is_open(dest.id, now)
             self.breaker.record(dest.id, failed=not result.ok, now=now)
+            if not was_open and self.breaker.is_open(dest.id, now):
+                log.warning(
+                    "destination %s: circuit open for %gs after repeated failures (last: %s)",
+                    dest.id,
+                    self.breaker.open_until(dest.id) - now,
+                    decision.reason,
+                )
+        attempt = row.attempts + 1
+        if decision.transition == "dead_letter":
+            log.warning(
+                "row %d (event %s) to destination %s dead-lettered after %d attempt%s: %s",
+                row.id,
+                row.event_id,
+                dest.id,
+                attempt,
+                "" if attempt == 1 else "s",
+                decision.reason,
+            )
+        elif decision.transition == "retry":
+            log.debug(
+                "row %d to destination %s: attempt %d failed (%s), next in %.1fs",
+                row.id,
+                dest.id,
+                attempt,
+                decision.reason,
+                (decision.next_attempt_at or now) - now,
+            )
+        if decision.disable_destination is not None:
+            log.error("destination %s disabled: %s", dest.id, decision.disable_destination)
         notices: tuple[OutboundEvent, ...] = ()
         if decision.transition == "dead_letter" and row.event_type != "delivery.dead_lettered":
             notices = (
