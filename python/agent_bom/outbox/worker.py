@@ -334,8 +334,8 @@ class OutboxWorker:
             self.stats.lost_leases += len(batch) - applied
             if applied < len(batch):
                 log.warning(
-                    "%d of %d outcomes not recorded: their rows' leases had expired "
-                    "(another worker sends them again)",
+                    "%d of %d outcomes not recorded: the rows' leases had expired, "
+                    "so they will be sent again",
                     len(batch) - applied,
                     len(batch),
                 )
