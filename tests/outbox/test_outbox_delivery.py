@@ -354,6 +354,38 @@ def test_a_disabled_destination_is_logged_as_an_error(
     assert disabled.getMessage().startswith(f"destination {dest} disabled: HTTP 410 Gone")
 
 
+def test_an_outcome_whose_lease_was_taken_meanwhile_is_not_recorded_and_is_logged(
+    store: OutboxStore, receiver: Receiver, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_receiver(store, receiver.url)
+    (ev,) = enqueue(store, 1)
+    receiver.respond(ev.event_id, Response(204, delay=1.0))
+
+    async def main() -> WorkerStats:
+        connector = WebhookConnector(timeout=5, allow_private_networks=True)
+        try:
+            worker = OutboxWorker(store, {"webhook": connector}, lease_seconds=30)
+            run = asyncio.create_task(worker.run(once=True))
+            while not receiver.deliveries:  # the send is in flight
+                await asyncio.sleep(0.02)
+            # Another worker, whose clock is past the lease, takes the row meanwhile.
+            stolen = await asyncio.to_thread(
+                store.claim_due, "thief", limit=1, lease_seconds=30, now=time.time() + 60
+            )
+            assert [c.row.id for c in stolen] == [only_row(store).id]
+            return await run
+        finally:
+            await connector.aclose()
+
+    with caplog.at_level(logging.INFO, logger="agent_bom.outbox"):
+        stats = asyncio.run(main())
+    assert stats.lost_leases == 1
+    row = only_row(store)
+    assert (row.status, row.lease_owner, row.attempts) == (Status.DELIVERING, "thief", 0)
+    (lost,) = [r for r in caplog.records if "outcomes not recorded" in r.getMessage()]
+    assert lost.levelno == logging.WARNING and lost.getMessage().startswith("1 of 1 outcomes")
+
+
 def test_response_excerpt_is_capped_and_redacted(
     store: OutboxStore, receiver: Receiver, secret: str
 ) -> None:
