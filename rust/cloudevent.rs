@@ -452,11 +452,16 @@ impl Unhashed {
         ]
     }
 
-    /// Computes the hashes; `scratch` is the one the event was mapped with.
-    pub(crate) fn hash(mut self, alg: HashAlg, scratch: &Scratch, out: &mut [u8]) -> MappedAt {
+    /// Fills in a derived id alone (none to fill for a given one).
+    fn derive_id(&self, scratch: &Scratch, out: &mut [u8]) {
         if self.derived_id.is_some() {
             self.set_id(out, &sha1_parts(&self.id_name(scratch)));
         }
+    }
+
+    /// Computes the hashes; `scratch` is the one the event was mapped with.
+    pub(crate) fn hash(mut self, alg: HashAlg, scratch: &Scratch, out: &mut [u8]) -> MappedAt {
+        self.derive_id(scratch, out);
         self.at.contenthash = alg.hash_parts(&self.content(out));
         self.at
     }
@@ -470,15 +475,13 @@ pub(crate) fn hash_pair(
     (mut b, sb): (Unhashed, &Scratch),
     out: &mut [u8],
 ) -> (MappedAt, MappedAt) {
-    match (a.derived_id.is_some(), b.derived_id.is_some()) {
-        (true, true) => {
-            let (da, db) = sha1_pair(&a.id_name(sa), &b.id_name(sb));
-            a.set_id(out, &da);
-            b.set_id(out, &db);
-        }
-        (true, false) => a.set_id(out, &sha1_parts(&a.id_name(sa))),
-        (false, true) => b.set_id(out, &sha1_parts(&b.id_name(sb))),
-        (false, false) => {}
+    if a.derived_id.is_some() && b.derived_id.is_some() {
+        let (da, db) = sha1_pair(&a.id_name(sa), &b.id_name(sb));
+        a.set_id(out, &da);
+        b.set_id(out, &db);
+    } else {
+        a.derive_id(sa, out);
+        b.derive_id(sb, out);
     }
     (a.at.contenthash, b.at.contenthash) = match alg {
         HashAlg::Sha256 => sha256_pair(&a.content(out), &b.content(out)),

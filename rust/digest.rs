@@ -66,11 +66,13 @@ pub fn sha256_pair(a: &[&[u8]], b: &[&[u8]]) -> (Digest, Digest) {
 
 /// SHA-1 of a message given as parts (name-based UUIDs only).
 pub fn sha1_parts(parts: &[&[u8]]) -> [u8; 20] {
-    let mut h = sha1::Sha1::new();
-    for p in parts {
-        h.update(p);
+    let mut state = SHA1_IV;
+    let mut p = Padded::new(parts);
+    let mut buf = [0u8; 64];
+    while !p.done() {
+        sha1::block_api::compress(&mut state, p.next_run(&mut buf));
     }
-    h.finalize().into()
+    be_bytes(&state)
 }
 
 /// SHA-1 of two messages, each given as parts; hashed at once like `sha256_pair`.
@@ -81,6 +83,9 @@ pub fn sha1_pair(a: &[&[u8]], b: &[&[u8]]) -> ([u8; 20], [u8; 20]) {
     }
     (sha1_parts(a), sha1_parts(b))
 }
+
+/// SHA-1 initial hash value (FIPS 180-4 §5.3.1).
+pub(crate) const SHA1_IV: [u32; 5] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0];
 
 /// SHA-256 initial hash value (FIPS 180-4 §5.3.3).
 pub(crate) const SHA256_IV: [u32; 8] = [

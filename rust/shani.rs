@@ -9,7 +9,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::digest::{be_bytes, Padded};
+use crate::digest::{be_bytes, Padded, SHA1_IV};
 
 const K256: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -21,9 +21,6 @@ const K256: [u32; 64] = [
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
-
-/// SHA-1 initial hash value (FIPS 180-4 §5.3.1).
-const SHA1_IV: [u32; 5] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0];
 
 /// Whether this CPU has the instructions the pair kernels use.
 fn available() -> bool {

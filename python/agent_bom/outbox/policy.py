@@ -171,12 +171,15 @@ class CircuitBreaker:
     def open_destinations(self, now: float) -> list[str]:
         return sorted(d for d, c in self._circuits.items() if c.open_until > now)
 
-    def record(self, destination_id: str, *, failed: bool, now: float) -> None:
+    def record(self, destination_id: str, *, failed: bool, now: float) -> bool:
+        """Counts one send's outcome; True when this failure opened the circuit."""
         c = self._circuits.setdefault(destination_id, _Circuit())
         if not failed:
             self._circuits.pop(destination_id, None)
-            return
+            return False
         c.failures += 1
         if c.failures >= self.threshold and c.open_until <= now:
             c.cooldown = min(c.cooldown * 2, self.max_cooldown) if c.cooldown else self.cooldown
             c.open_until = now + c.cooldown
+            return True
+        return False

@@ -409,18 +409,31 @@ class OutboxWorker:
     ) -> Completion:
         """What a send decided for ``row`` (counted in the stats and the breaker)."""
         decision = decide(result, row.attempts, self.policy, now, self.rng)
-        if decision.destination_failure or result.ok:
-            was_open = self.breaker.is_open(dest.id, now)
-            self.breaker.record(dest.id, failed=not result.ok, now=now)
-            if not was_open and self.breaker.is_open(dest.id, now):
-                log.warning(
-                    "destination %s: circuit open for %gs after repeated failures (last: %s)",
-                    dest.id,
-                    self.breaker.open_until(dest.id) - now,
-                    decision.reason,
-                )
+        if (decision.destination_failure or result.ok) and self.breaker.record(
+            dest.id, failed=not result.ok, now=now
+        ):
+            log.warning(
+                "destination %s: circuit open for %gs after repeated failures (last: %s)",
+                dest.id,
+                self.breaker.open_until(dest.id) - now,
+                decision.reason,
+            )
         attempt = row.attempts + 1
-        if decision.transition == "dead_letter":
+        notices: tuple[OutboundEvent, ...] = ()
+        if decision.transition == "delivered":
+            self.stats.delivered += 1
+        elif decision.transition == "retry":
+            self.stats.retried += 1
+            log.debug(
+                "row %d to destination %s: attempt %d failed (%s), next in %.1fs",
+                row.id,
+                dest.id,
+                attempt,
+                decision.reason,
+                (decision.next_attempt_at or now) - now,
+            )
+        else:
+            self.stats.dead_lettered += 1
             log.warning(
                 "row %d (event %s) to destination %s dead-lettered after %d attempt%s: %s",
                 row.id,
@@ -430,34 +443,18 @@ class OutboxWorker:
                 "" if attempt == 1 else "s",
                 decision.reason,
             )
-        elif decision.transition == "retry":
-            log.debug(
-                "row %d to destination %s: attempt %d failed (%s), next in %.1fs",
-                row.id,
-                dest.id,
-                attempt,
-                decision.reason,
-                (decision.next_attempt_at or now) - now,
-            )
+            if row.event_type != "delivery.dead_lettered":
+                notices = (
+                    dead_lettered(
+                        row,
+                        attempts=attempt,
+                        reason=decision.reason or "dead-lettered",
+                        last_status=result.status_code,
+                        at=now,
+                    ),
+                )
         if decision.disable_destination is not None:
             log.error("destination %s disabled: %s", dest.id, decision.disable_destination)
-        notices: tuple[OutboundEvent, ...] = ()
-        if decision.transition == "dead_letter" and row.event_type != "delivery.dead_lettered":
-            notices = (
-                dead_lettered(
-                    row,
-                    attempts=row.attempts + 1,
-                    reason=decision.reason or "dead-lettered",
-                    last_status=result.status_code,
-                    at=now,
-                ),
-            )
-        if decision.transition == "delivered":
-            self.stats.delivered += 1
-        elif decision.transition == "retry":
-            self.stats.retried += 1
-        else:
-            self.stats.dead_lettered += 1
         return Completion(
             row.id,
             self.owner,
